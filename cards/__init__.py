@@ -1,0 +1,1 @@
+"""Dataset-card section templates (installed as ``goalcover_hf.card_templates``)."""

@@ -1,0 +1,31 @@
+"""goalcover_hf: which capabilities does your fine-tuning data support, before you pay for the run?"""
+
+__version__ = "0.1.0"
+
+from .card import read_card, write_card
+from .coverage import CoverageReport, compute_coverage, coverage_from_scores
+from .gaps import find_gaps
+from .models import resolve_model
+from .scorer import Scorer, score
+from .spec import GoalSpec, SpecError, Subgoal
+
+
+def metric_path() -> str:
+    """Path of the ``evaluate`` metric script: ``evaluate.load(goalcover_hf.metric_path())``."""
+    from importlib import resources
+
+    return str(resources.files("goalcover_hf.evaluate_metric").joinpath("goalcover.py"))
+
+
+__all__ = [
+    "GoalSpec", "Subgoal", "SpecError", "Scorer", "score", "compute_coverage", "coverage_from_scores",
+    "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
+]
+
+
+def __getattr__(name):
+    if name == "decompose":  # imported lazily: it pulls in the engine stack
+        from .decompose import decompose
+
+        return decompose
+    raise AttributeError(name)

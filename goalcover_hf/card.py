@@ -1,0 +1,162 @@
+"""The dataset card: a "Capability coverage" section between goalcover's own markers and a ``goalcover`` key in
+the YAML header. Everything else in the README stays byte for byte."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from .coverage import CoverageReport
+from .gaps import Gap
+from .models import EMBEDDED_WARNING
+
+START = "<!-- goalcover:start -->"
+END = "<!-- goalcover:end -->"
+YAML_KEY = "goalcover"
+PLOT_NAME = "goalcover_coverage.png"
+_TOP_KEY = re.compile(r"^[^\s#-][^:]*:", re.M)
+
+
+class CardError(ValueError):
+    """A README the tool cannot update safely; the message names the file and what to fix."""
+
+
+def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap]) -> dict[str, Any]:
+    """The machine-readable summary stored under the YAML header's ``goalcover`` key."""
+    return {
+        "goal": provenance.get("goal"),
+        "spec_hash": provenance.get("spec_hash"),
+        "model": provenance.get("model"),
+        "engine": provenance.get("engine"),
+        "mode": provenance.get("mode"),
+        "prompt_version": provenance.get("prompt_version"),
+        "threshold": report.threshold,
+        "min_coverage": report.min_coverage,
+        "rows": report.rows,
+        "mean_coverage": round(report.mean_coverage, 4),
+        "subgoals": {
+            s.id: {"coverage": round(s.coverage, 4), "support": s.support, "scored": s.scored,
+                   "mean": round(s.mean, 3) if s.mean is not None else None}
+            for s in report.subgoals
+        },
+        "gaps": [g.subgoal for g in gaps],
+    }
+
+
+def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap], plot: str = PLOT_NAME,
+                   template: str | Path | None = None) -> str:
+    """Markdown of the coverage section (without markers) from ``cards/coverage_section.md.j2`` or ``template``."""
+    from . import __version__
+
+    source = (
+        Path(template).read_text(encoding="utf-8")
+        if template
+        else resources.files("goalcover_hf.card_templates").joinpath("coverage_section.md.j2").read_text("utf-8")
+    )
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=False)
+    return env.from_string(source).render(
+        report=report, provenance=provenance, gaps=gaps, plot=plot, goal=provenance.get("goal"),
+        embedded_warning=EMBEDDED_WARNING if provenance.get("embedded") else None,
+        generated=_dt.date.today().isoformat(), version=__version__,
+    ).strip() + "\n"
+
+
+def _split_header(text: str, source: str) -> tuple[str | None, str]:
+    """Return (header YAML or None, body). The header is the block between a leading '---' line and the next."""
+    if not (text.startswith("---\n") or text.startswith("---\r\n")):
+        return None, text
+    first_nl = text.index("\n") + 1
+    match = re.compile(r"^---[ \t]*\r?$", re.M).search(text, first_nl)
+    if match is None:
+        raise CardError(f"{source}: the YAML header opened by '---' on line 1 is never closed by another '---' line")
+    end = text.index("\n", match.start()) + 1 if "\n" in text[match.start():] else len(text)
+    return text[:end], text[end:]
+
+
+def _set_yaml_key(header: str | None, value: Any, source: str) -> str:
+    """Replace or add the top-level ``goalcover`` key, leaving every other header line as it was."""
+    block = yaml.safe_dump({YAML_KEY: value}, sort_keys=False, allow_unicode=True, width=100)
+    if header is None:
+        return f"---\n{block}---\n"
+    lines = header.splitlines(keepends=True)
+    inner = lines[1:-1]
+    try:
+        parsed = yaml.safe_load("".join(inner)) if inner else None
+    except yaml.YAMLError as err:
+        raise CardError(f"{source}: the YAML header is not valid YAML ({err}); fix it by hand first") from None
+    if parsed is not None and not isinstance(parsed, dict):
+        raise CardError(f"{source}: the YAML header is not a mapping of keys; fix it by hand first")
+    start = next((i for i, line in enumerate(inner) if re.match(rf"^{YAML_KEY}\s*:", line)), None)
+    if start is None:
+        if inner and not inner[-1].endswith("\n"):
+            inner[-1] += "\n"
+        inner = inner + [block]
+    else:
+        stop = start + 1
+        while stop < len(inner) and (inner[stop].startswith((" ", "\t", "-")) or not inner[stop].strip()):
+            stop += 1
+        inner = inner[:start] + [block] + inner[stop:]
+    return lines[0] + "".join(inner) + lines[-1]
+
+
+def _set_section(body: str, section: str, source: str) -> str:
+    starts, ends = body.count(START), body.count(END)
+    if starts == 0 and ends == 0:
+        sep = "" if not body or body.endswith("\n\n") else ("\n" if body.endswith("\n") else "\n\n")
+        return f"{body}{sep}{START}\n{section}{END}\n"
+    if starts != 1 or ends != 1 or body.index(START) > body.index(END):
+        line = body[: body.find(START if starts != 1 else END)].count("\n") + 1
+        raise CardError(
+            f"{source}: goalcover's markers are damaged ({starts} '{START}', {ends} '{END}', near line {line}); "
+            "keep exactly one start marker before one end marker, or delete both to start over"
+        )
+    head, rest = body.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{section}{END}{tail}"
+
+
+def merge_card(text: str, section: str, summary: dict[str, Any], source: str = "README.md") -> str:
+    """Return ``text`` with the section and YAML key replaced; everything else unchanged."""
+    from huggingface_hub import DatasetCard
+
+    header, body = _split_header(text, source)
+    merged = _set_yaml_key(header, summary, source) + _set_section(body, section, source)
+    check = DatasetCard(merged).data.to_dict().get(YAML_KEY)
+    if check != summary:  # the Hub must read back exactly what we wrote
+        raise CardError(f"{source}: the merged YAML header does not read back; please report this")
+    return merged
+
+
+def write_card(readme: str | Path, report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap],
+               template: str | Path | None = None) -> Path:
+    """Create or update ``readme`` in place (atomically) and write the chart beside it."""
+    from .plot import coverage_plot
+
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    merged = merge_card(text, render_section(report, provenance, gaps, PLOT_NAME, template),
+                        card_summary(report, provenance, gaps), str(readme))
+    readme.parent.mkdir(parents=True, exist_ok=True)
+    coverage_plot(report, readme.parent / PLOT_NAME)
+    tmp = readme.with_name(readme.name + ".goalcover.tmp")
+    tmp.write_text(merged, encoding="utf-8")
+    tmp.replace(readme)
+    return readme
+
+
+def read_card(path_or_repo: str | Path) -> dict[str, Any] | None:
+    """The ``goalcover`` summary of a card: a README path, a folder holding one, or a Hub dataset repo id."""
+    from huggingface_hub import DatasetCard
+
+    path = Path(path_or_repo)
+    if path.is_dir():
+        path = path / "README.md"
+    card = DatasetCard.load(path) if path.exists() else DatasetCard.load(str(path_or_repo), repo_type="dataset")
+    return card.data.to_dict().get(YAML_KEY)

@@ -1,0 +1,139 @@
+"""Coverage: how many samples support each subgoal. The metric, the report, the card and the CLI all call this."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from .scorer import DEFAULT_THRESHOLD, score_columns
+from .spec import GoalSpec
+
+DEFAULT_MIN_COVERAGE = 0.2  # a subgoal is a gap when fewer than this fraction of scored samples support it
+
+
+@dataclass
+class SubgoalCoverage:
+    id: str
+    name: str
+    rows: int  # rows in the dataset
+    scored: int  # rows with a score (rows - errors)
+    errors: int
+    support: int  # scored rows with score >= threshold
+    coverage: float  # support / scored (0.0 when nothing was scored)
+    mean: float | None  # mean score over scored rows
+    distribution: dict[int, int]  # score -> count, for 1..5
+    gap: bool
+
+
+@dataclass
+class CoverageReport:
+    threshold: int
+    min_coverage: float
+    rows: int
+    subgoals: list[SubgoalCoverage] = field(default_factory=list)
+
+    @property
+    def gaps(self) -> list[SubgoalCoverage]:
+        return [s for s in self.subgoals if s.gap]
+
+    @property
+    def mean_coverage(self) -> float:
+        return sum(s.coverage for s in self.subgoals) / len(self.subgoals) if self.subgoals else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mean_coverage"] = self.mean_coverage
+        data["gap_ids"] = [s.id for s in self.gaps]
+        return data
+
+    def table(self) -> str:
+        """Plain-text table for the terminal."""
+        head = f"{'subgoal':<28} {'support':>8} {'coverage':>9} {'mean':>5} {'errors':>6}  dist 1..5        gap"
+        lines = [head, "-" * len(head)]
+        for s in self.subgoals:
+            dist = " ".join(f"{s.distribution.get(k, 0):>2}" for k in range(1, 6))
+            mean = f"{s.mean:.2f}" if s.mean is not None else "  -"
+            lines.append(
+                f"{s.id[:28]:<28} {s.support:>4}/{s.scored:<3} {s.coverage:>8.0%} {mean:>5} {s.errors:>6}  {dist}   "
+                f"{'GAP' if s.gap else ''}"
+            )
+        lines.append(
+            f"{self.rows} rows; threshold: score >= {self.threshold}; gap: coverage < {self.min_coverage:.0%}; "
+            f"mean coverage {self.mean_coverage:.0%}; {len(self.gaps)} gap(s)"
+        )
+        return "\n".join(lines)
+
+
+def coverage_from_scores(
+    scores: Mapping[str, Sequence[int | None]],
+    names: Mapping[str, str] | None = None,
+    threshold: int = DEFAULT_THRESHOLD,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> CoverageReport:
+    """Coverage from per-subgoal score lists (``None`` marks a pair that has no score).
+
+    Example:
+        >>> coverage_from_scores({"a": [5, 1, None]}).subgoals[0].coverage
+        0.5
+    """
+    if not 1 <= threshold <= 5:
+        raise ValueError(f"threshold must be within 1..5, got {threshold}")
+    if not 0.0 <= min_coverage <= 1.0:
+        raise ValueError(f"min_coverage must be within 0..1, got {min_coverage}")
+    lengths = {len(v) for v in scores.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"score lists differ in length: {sorted(lengths)}")
+    rows = lengths.pop() if lengths else 0
+    report = CoverageReport(threshold=threshold, min_coverage=min_coverage, rows=rows)
+    for sid, values in scores.items():
+        for k, v in enumerate(values):
+            if v is not None and v not in (1, 2, 3, 4, 5):
+                raise ValueError(f"subgoal {sid!r}, row {k}: score {v!r} is not an integer within 1..5")
+        valid = [v for v in values if v is not None]
+        support = sum(1 for v in valid if v >= threshold)
+        coverage = support / len(valid) if valid else 0.0
+        report.subgoals.append(
+            SubgoalCoverage(
+                id=sid,
+                name=(names or {}).get(sid, sid),
+                rows=rows,
+                scored=len(valid),
+                errors=rows - len(valid),
+                support=support,
+                coverage=coverage,
+                mean=sum(valid) / len(valid) if valid else None,
+                distribution={k: valid.count(k) for k in range(1, 6)},
+                gap=coverage < min_coverage,
+            )
+        )
+    return report
+
+
+def compute_coverage(
+    annotated: Any,
+    spec: GoalSpec,
+    threshold: int = DEFAULT_THRESHOLD,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> CoverageReport:
+    """Coverage of an annotated ``datasets.Dataset`` (or a dict of columns) for every subgoal of ``spec``."""
+    columns = annotated.column_names if hasattr(annotated, "column_names") else list(annotated)
+    scores = {}
+    for sub in spec.subgoals:
+        col = score_columns(sub.id)["score"]
+        if col not in columns:
+            raise KeyError(f"column {col!r} is missing: was this dataset scored with this spec (subgoal {sub.id!r})?")
+        scores[sub.id] = list(annotated[col])
+    return coverage_from_scores(scores, {s.id: s.name for s in spec.subgoals}, threshold, min_coverage)
+
+
+def iter_low(annotated: Any, spec: GoalSpec, subgoal_id: str, limit: int = 5) -> Iterable[dict[str, Any]]:
+    """The lowest-scoring rows of one subgoal, with their explanations (errors excluded)."""
+    cols = score_columns(subgoal_id)
+    ids = annotated["id"] if "id" in annotated.column_names else list(range(len(annotated)))
+    rows = [
+        {"row": k, "id": ids[k], "score": s, "expected": e, "explanation": x}
+        for k, (s, e, x) in enumerate(zip(annotated[cols["score"]], annotated[cols["expected"]], annotated[cols["explanation"]]))
+        if s is not None
+    ]
+    rows.sort(key=lambda r: (r["score"], r["expected"] if r["expected"] is not None else r["score"], r["row"]))
+    return rows[:limit]

@@ -1,0 +1,61 @@
+"""Loading the user's data: a file, a folder, or a Hugging Face Hub dataset id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+
+
+class DataError(ValueError):
+    pass
+
+
+def load_data(source: str, split: str = "train", limit: int | None = None):
+    """Load ``source`` as a ``datasets.Dataset``.
+
+    ``source`` is a .jsonl/.json/.csv/.parquet/.txt file, a folder written by ``save_to_disk``, a folder of data
+    files, or a Hub dataset id.
+    """
+    import datasets
+
+    path = Path(source).expanduser()
+    try:
+        if path.is_file():
+            fmt = _FORMATS.get(path.suffix.lower())
+            if fmt is None:
+                raise DataError(f"{path}: unknown file type {path.suffix!r}; use one of {', '.join(_FORMATS)}")
+            if fmt == "json":
+                _check_utf8_lines(path)
+            ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
+        elif path.is_dir():
+            if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+                ds = datasets.load_from_disk(str(path))
+                if isinstance(ds, datasets.DatasetDict):
+                    ds = ds[split]
+            else:
+                ds = datasets.load_dataset(str(path), split=split)
+        elif source.startswith((".", "/", "~")) or path.suffix.lower() in _FORMATS:
+            raise DataError(f"{source}: no such file or folder")
+        else:
+            ds = datasets.load_dataset(source, split=split)
+    except DataError:
+        raise
+    except Exception as err:  # datasets raises many types; the user needs the file and the reason
+        raise DataError(f"{source}: cannot load data ({type(err).__name__}: {err})") from None
+    if len(ds) == 0:
+        raise DataError(f"{source}: the dataset is empty; nothing to score")
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    return ds
+
+
+def _check_utf8_lines(path: Path) -> None:
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}, line {lineno}: not valid UTF-8 (byte {err.start}); re-encode the file as UTF-8"
+                ) from None

@@ -1,0 +1,42 @@
+"""Versioned prompt templates. A prompt's version is its name plus a hash of its text, so editing a template
+changes every fingerprint and cache key that depends on it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+_DIR = Path(__file__).parent
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    text: str
+
+    @property
+    def version(self) -> str:
+        return f"{self.name}@{hashlib.sha256(self.text.encode()).hexdigest()[:10]}"
+
+    def render(self, **values) -> str:
+        return _ENV.from_string(self.text).render(**values).strip()
+
+    def section(self, part: str, **values) -> str:
+        """Render one ``{# part: NAME #}`` section of a multi-part template."""
+        chunks = self.text.split("{# part: ")
+        for chunk in chunks[1:]:
+            name, _, body = chunk.partition(" #}")
+            if name.strip() == part:
+                return _ENV.from_string(body).render(**values).strip()
+        raise KeyError(f"prompt {self.name} has no part {part!r}")
+
+
+@lru_cache(maxsize=None)
+def load_prompt(name: str) -> Prompt:
+    return Prompt(name, (_DIR / f"{name}.j2").read_text(encoding="utf-8"))

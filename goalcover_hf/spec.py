@@ -1,0 +1,141 @@
+"""GoalSpec: the goal and its ordered subgoals, stored as YAML and validated on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SPEC_VERSION = 1
+SUBGOAL_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+class SpecError(ValueError):
+    """A goal spec that cannot be used; the message names the file and the field."""
+
+
+class Subgoal(BaseModel):
+    """One atomic, independently evaluable capability.
+
+    Example:
+        >>> Subgoal(id="cites_dosage", name="Cites dosage", description="States a drug dose with units.")
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Stable slug, used in column names: lowercase letters, digits, underscores.")
+    name: str
+    description: str
+    low: str = Field("", description="What a sample scoring 1 looks like.")
+    high: str = Field("", description="What a sample scoring 5 looks like.")
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SUBGOAL_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid id: use 1-48 lowercase letters, digits or underscores, starting with a letter"
+            )
+        return value
+
+    @field_validator("name", "description")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+
+class GoalSpec(BaseModel):
+    """A high-level goal decomposed into subgoals.
+
+    Example:
+        >>> spec = GoalSpec.load("examples/medication_qa/goal.yaml")
+        >>> [s.id for s in spec.subgoals]
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    goal: str
+    subgoals: list[Subgoal]
+    version: int = SPEC_VERSION
+    meta: dict[str, Any] = Field(default_factory=dict, description="Free-form provenance: model, checks, dates.")
+
+    @field_validator("goal")
+    @classmethod
+    def _goal_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "GoalSpec":
+        if not self.subgoals:
+            raise ValueError("subgoals: at least one subgoal is needed")
+        seen = set()
+        for sub in self.subgoals:
+            if sub.id in seen:
+                raise ValueError(f"subgoals: duplicate id {sub.id!r}; ids must be unique")
+            seen.add(sub.id)
+        return self
+
+    def content_hash(self) -> str:
+        """Hash of what changes scores (goal and subgoals), not of ``meta``."""
+        payload = {"goal": self.goal, "subgoals": [s.model_dump() for s in self.subgoals]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def subgoal(self, subgoal_id: str) -> Subgoal:
+        for sub in self.subgoals:
+            if sub.id == subgoal_id:
+                return sub
+        raise KeyError(f"no subgoal {subgoal_id!r} in the spec; ids: {', '.join(s.id for s in self.subgoals)}")
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<spec>") -> "GoalSpec":
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: expected a mapping with 'goal' and 'subgoals', got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            lines = [f"{source}: invalid goal spec"]
+            for e in err.errors():
+                where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+                msg = "unknown key (allowed: see README 'Goal spec')" if e["type"] == "extra_forbidden" else e["msg"]
+                lines.append(f"  - {where}: {msg}")
+            raise SpecError("\n".join(lines)) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GoalSpec":
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"{path}: spec file not found")
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise SpecError(f"{path}: spec file is empty; write 'goal:' and 'subgoals:' or run `goalcover decompose`")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise SpecError(f"{path}: not valid YAML: {err}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(exclude_defaults=False)
+        if not data["meta"]:
+            data.pop("meta")
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the spec; refuses to replace an existing file unless ``overwrite``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_yaml(), encoding="utf-8")
+        tmp.replace(path)
+        return path
