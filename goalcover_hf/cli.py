@@ -48,6 +48,7 @@ def cmd_decompose(args) -> int:
 # ---- score -------------------------------------------------------------------------------------------------------
 def cmd_score(args) -> int:
     from .data import load_data
+    from .formats import RowFormatError, RowRenderer
     from .results import save_run
     from .scorer import Scorer
 
@@ -59,6 +60,10 @@ def cmd_score(args) -> int:
                     template=args.template, batch_size=args.batch_size)
     _warn_if_embedded(args.model)
     ds = load_data(args.data, split=args.split, limit=args.limit)
+    try:  # check the layout once, up front, rather than as an error on every row
+        RowRenderer(columns=ds.column_names, template=args.template)
+    except RowFormatError as err:
+        raise RowFormatError(f"{args.data}: {err}") from None
     print(f"Scoring {len(ds)} rows x {len(scorer.spec.subgoals)} subgoals with {scorer.config.model_identity} "
           f"({scorer.config.mode} mode)", file=sys.stderr)
     annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True,

@@ -25,8 +25,10 @@ def load_data(source: str, split: str = "train", limit: int | None = None):
             fmt = _FORMATS.get(path.suffix.lower())
             if fmt is None:
                 raise DataError(f"{path}: unknown file type {path.suffix!r}; use one of {', '.join(_FORMATS)}")
+            if path.stat().st_size == 0:
+                raise DataError(f"{path}: the file is empty; nothing to score")
             if fmt == "json":
-                _check_utf8_lines(path)
+                _check_lines(path, jsonl=path.suffix.lower() == ".jsonl")
             ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
         elif path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
@@ -50,12 +52,22 @@ def load_data(source: str, split: str = "train", limit: int | None = None):
     return ds
 
 
-def _check_utf8_lines(path: Path) -> None:
+def _check_lines(path: Path, jsonl: bool) -> None:
+    """Name the first line that is not UTF-8 (or, for JSON Lines, not a JSON object): datasets' own error does not."""
+    import json
+
     with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, raw in enumerate(fh, 1):
             try:
-                line.decode("utf-8")
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataError(
                     f"{path}, line {lineno}: not valid UTF-8 (byte {err.start}); re-encode the file as UTF-8"
                 ) from None
+            if jsonl and line.strip():
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}, line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+                if not isinstance(value, dict):
+                    raise DataError(f"{path}, line {lineno}: expected a JSON object per line, got {type(value).__name__}")

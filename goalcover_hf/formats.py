@@ -120,6 +120,15 @@ class RowRenderer:
             except TemplateError as err:
                 raise RowFormatError(f"template is not valid Jinja: {err}") from None
             self.format_name = "template"
+            if columns is not None:
+                from jinja2 import meta
+
+                used = meta.find_undeclared_variables(_SANDBOX.parse(template))
+                missing = sorted(used - set(columns))
+                if missing:
+                    raise RowFormatError(
+                        f"template uses column(s) {missing} that the data does not have; columns: {sorted(columns)}"
+                    )
         else:
             self._format = detect_format(list(columns))
             self.format_name = self._format.name

@@ -253,8 +253,9 @@ class Scorer:
                     logger.debug("explanation output invalid: %s", err)
 
     def _safe_generate(self, chats, schema, n) -> list[str | None]:
+        engine = self.engine  # a model that cannot load is the user's to fix: let that error through
         try:
-            return self.engine.generate_json(chats, schema, self.config.max_new_tokens)
+            return engine.generate_json(chats, schema, self.config.max_new_tokens)
         except Exception as err:  # one failing batch must not end a long map: mark its pairs and go on
             logger.warning("generation failed for a batch of %d pairs: %s: %s", n, type(err).__name__, err)
             return [None] * n

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SPEC_VERSION = 1
 SUBGOAL_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+# Each subgoal adds four columns and one judge call per row; past this a spec is a list of tasks, not one goal.
+MAX_SUBGOALS = 64
 
 
 class SpecError(ValueError):
@@ -77,6 +79,11 @@ class GoalSpec(BaseModel):
     def _unique_ids(self) -> "GoalSpec":
         if not self.subgoals:
             raise ValueError("subgoals: at least one subgoal is needed")
+        if len(self.subgoals) > MAX_SUBGOALS:
+            raise ValueError(
+                f"subgoals: {len(self.subgoals)} subgoals, more than the {MAX_SUBGOALS} goalcover scores in one run; "
+                "split the goal into several specs"
+            )
         seen = set()
         for sub in self.subgoals:
             if sub.id in seen:
