@@ -168,7 +168,7 @@ class TransformersEngine(Engine):
         out = [[None] * len(g) for g in groups]
         with torch.inference_mode():
             for batch in self._suffix_batches(self._plan(groups)):
-                logits, state = self._run_suffixes(batch)
+                logits, state = self._run_suffixes(batch, room=max_new_tokens)
                 processor.reset()
                 generated = torch.empty((len(batch), 0), dtype=torch.long)
                 done = torch.zeros(len(batch), dtype=torch.bool)
@@ -245,13 +245,15 @@ class TransformersEngine(Engine):
             batches.append(current)
         return batches
 
-    def _run_suffixes(self, batch: list[_Row]):
+    def _run_suffixes(self, batch: list[_Row], room: int = 0):
         """Run a batch of suffixes on their (left-padded, merged) prefix caches; return last logits and the state.
 
         Layout of row r: [pad][prefix_r][pad][suffix_r], padding masked out, positions counted over real tokens only.
+        ``room``: tokens to be generated after it. A cache with room is preallocated (written in place each step);
+        a growing cache would copy every row's whole cache at every step.
         """
         import torch
-        from transformers import DynamicCache
+        from transformers import DynamicCache, StaticCache
 
         pad = self.tokenizer.pad_token_id
         p_max = max(len(r.prefix.ids) for r in batch)
@@ -266,7 +268,13 @@ class TransformersEngine(Engine):
             mask[i, p_max - p : p_max] = 1
             mask[i, p_max + s_max - s :] = 1
             positions[i, s_max - s :] = torch.arange(p, p + s)
-        cache = DynamicCache(self._merge(batch, p_max) if p_max else None, config=self.model.config)
+        merged = self._merge(batch, p_max) if p_max else None
+        if room:
+            cache = StaticCache(config=self.model.config, max_cache_len=p_max + s_max + room)
+            for layer, (k, v) in zip(cache.layers, merged or []):
+                layer.update(k, v)
+        else:
+            cache = DynamicCache(merged, config=self.model.config)
         out = self.model(
             input_ids=input_ids,
             attention_mask=mask,
