@@ -57,7 +57,8 @@ def cmd_score(args) -> int:
         print(f"error: {out} exists; choose another -o or pass --overwrite", file=sys.stderr)
         return 2
     scorer = Scorer(args.spec, args.model, mode=args.mode, explain=args.explain, threshold=args.threshold,
-                    template=args.template, batch_size=args.batch_size)
+                    template=args.template, batch_size=args.batch_size,
+                    cache=False if args.no_cache else args.cache)
     _warn_if_embedded(args.model)
     ds = load_data(args.data, split=args.split, limit=args.limit)
     try:  # check the layout once, up front, rather than as an error on every row
@@ -73,6 +74,25 @@ def cmd_score(args) -> int:
     if args.jsonl:
         annotated.to_json(args.jsonl, lines=True, force_ascii=False)
     print(f"Wrote {out}. Next: goalcover report {out}")
+    return 0
+
+
+# ---- cache -------------------------------------------------------------------------------------------------------
+def cmd_cache(args) -> int:
+    from .cache import PairCache
+
+    cache = PairCache(args.path)
+    if args.action == "clear":
+        n = cache.clear()
+        print(f"Removed {n} cached judgements from {cache.path}")
+        return 0
+    info = cache.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: {info['entries']} judgements, {info['bytes'] / 1e6:.1f} MB")
+    for s in info["by_settings"]:
+        print(f"  {s['entries']:>8}  {s['model']}  {s['engine']}  {s['prompt_version']}  {s['mode']}")
     return 0
 
 
@@ -151,7 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", help="also write the annotated rows to this JSONL file")
     p.add_argument("-o", "--output", required=True, help="run folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace the run folder if it exists")
+    p.add_argument("--cache", help="pair cache SQLite file (default: the goalcover cache folder's pairs.sqlite)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the pair cache")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("cache", help="show or clear the cache of (sample, subgoal) judgements")
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--path", help="pair cache SQLite file (default: the goalcover cache folder's pairs.sqlite)")
+    p.add_argument("--json", action="store_true", help="info: print JSON")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("report", help="print the coverage table and gaps of a run")
     p.add_argument("run", help="run folder written by `goalcover score`")

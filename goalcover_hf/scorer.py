@@ -7,11 +7,13 @@ of those recomputes. The engine loads lazily, once per process.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .cache import PairCache, pair_key
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
 from .models import resolve_model
@@ -47,6 +49,13 @@ class Judgement:
     expected: float | None = None  # expected value over the score digits (logprobs mode) or the score itself
     explanation: str | None = None
     error: str | None = None
+
+
+def subgoal_text(sub: Subgoal) -> str:
+    """The parts of a subgoal the judge reads (its id does not change a judgement)."""
+    import json
+
+    return json.dumps([sub.name, sub.description, sub.low, sub.high], ensure_ascii=False)
 
 
 def score_columns(subgoal_id: str) -> dict[str, str]:
@@ -104,6 +113,8 @@ class Scorer:
             analysis reads), ``"all"`` or ``"none"``.
         threshold: score at which a sample supports a subgoal.
         template: Jinja template turning a row into text; by default the row layout is detected from its columns.
+        cache: the pair cache: ``None`` (default: ``cache_dir()/pairs.sqlite``), a SQLite file path, or ``False``
+            for none. Judgements found there are not recomputed; each computed batch is stored as soon as it is done.
 
     Example:
         >>> scorer = Scorer("goal.yaml")
@@ -122,6 +133,7 @@ class Scorer:
         engine: str = "transformers",
         max_new_tokens: int = 96,
         batch_size: int = 8,
+        cache: str | os.PathLike | bool | None = None,
     ):
         if not isinstance(spec, GoalSpec):
             spec = GoalSpec.load(spec)
@@ -133,6 +145,8 @@ class Scorer:
             raise ValueError(f"threshold must be within 1..5, got {threshold}")
         ref = resolve_model(model)
         self.spec = spec
+        self._cache = str(cache) if isinstance(cache, os.PathLike) else cache
+        self._pair_cache = None
         self.config = ScorerConfig(
             spec_yaml=spec.to_yaml(),
             spec_hash=spec.content_hash(),
@@ -149,13 +163,16 @@ class Scorer:
         )
 
     # Pickle as config only: the engine is a per-process resource, never part of the fingerprint.
+    # The cache location is kept too (it changes where judgements are read, not what they are).
     def __getstate__(self):
-        return {"config": asdict(self.config)}
+        return {"config": asdict(self.config), "cache": self._cache}
 
     def __setstate__(self, state):
         import yaml
 
         self.config = ScorerConfig(**state["config"])
+        self._cache = state.get("cache")
+        self._pair_cache = None
         self.spec = GoalSpec.model_validate(yaml.safe_load(self.config.spec_yaml))
 
     @property
@@ -208,19 +225,75 @@ class Scorer:
         return [{"role": "system", "content": prompt.section("system")}, {"role": "user", "content": user}]
 
     # ---- judging -------------------------------------------------------------------------------------------------
+    def key_settings(self) -> dict[str, Any]:
+        """What, besides the subgoal and sample texts, decides a judgement: the pair cache's key settings."""
+        c = self.config
+        settings = {"model": c.model_identity, "engine": c.engine, "prompt_version": c.prompt_version, "mode": c.mode,
+                    "max_new_tokens": c.max_new_tokens, "do_sample": False}
+        if c.mode == "logprobs":
+            settings["explain"] = c.explain
+            if c.explain == "low":
+                settings["threshold"] = c.threshold
+        return settings
+
+    @property
+    def pair_cache(self) -> PairCache | None:
+        if self._cache is False:
+            return None
+        if self._pair_cache is None:
+            self._pair_cache = PairCache(None if self._cache in (None, True) else self._cache)
+        return self._pair_cache
+
     def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None) -> list[list[Judgement]]:
-        """Judge rendered sample texts against subgoals; returns ``[sample][subgoal]`` judgements."""
+        """Judge rendered sample texts against subgoals; returns ``[sample][subgoal]`` judgements.
+
+        Pairs already in the pair cache are read back (the model is not loaded when all are); the others are
+        computed in batches, each stored as soon as it is done.
+        """
         subgoals = list(subgoals or self.spec.subgoals)
-        pairs = [(i, j) for i in range(len(samples)) for j in range(len(subgoals))]
-        results = [[Judgement() for _ in subgoals] for _ in samples]
-        size = self.config.batch_size
-        for start in range(0, len(pairs), size):
-            chunk = pairs[start : start + size]
+        results: list[list[Judgement | None]] = [[None] * len(subgoals) for _ in samples]
+        cache, keys = self.pair_cache, None
+        if cache is not None:
+            settings = self.key_settings()
+            texts = [subgoal_text(sub) for sub in subgoals]
+            keys = [[pair_key(settings, t, sample) for t in texts] for sample in samples]
+            hits = cache.get_many(k for row in keys for k in row)
+            for i, row in enumerate(keys):
+                for j, key in enumerate(row):
+                    if key in hits:
+                        results[i][j] = Judgement(**hits[key])
+        todo = [(i, j) for i in range(len(samples)) for j in range(len(subgoals)) if results[i][j] is None]
+        for chunk in self._chunks(todo):
             if self.config.mode == "generate":
                 self._generate(samples, subgoals, chunk, results)
             else:
                 self._logprobs(samples, subgoals, chunk, results)
+            if cache is not None:
+                done = {keys[i][j]: asdict(results[i][j]) for i, j in chunk if self._is_final(results[i][j])}
+                cache.put_many(done, settings)
         return results
+
+    def _chunks(self, todo: list[tuple[int, int]]):
+        size = self.config.batch_size
+        if self.config.mode == "generate":
+            for start in range(0, len(todo), size):
+                yield todo[start : start + size]
+            return
+        # logprobs: whole samples per chunk, so each sample's shared prefix is run once for all its subgoals.
+        samples = list(dict.fromkeys(i for i, _ in todo))
+        for start in range(0, len(samples), size):
+            chosen = set(samples[start : start + size])
+            yield [(i, j) for i, j in todo if i in chosen]
+
+    def _wants_explanation(self, score: int) -> bool:
+        c = self.config
+        return c.explain == "all" or (c.explain == "low" and score < c.threshold)
+
+    def _is_final(self, j: Judgement) -> bool:
+        # Errors and explanations that could not be had are retried on the next run, not cached.
+        if j.error is not None:
+            return False
+        return self.config.mode == "generate" or j.explanation is not None or not self._wants_explanation(j.score)
 
     def _generate(self, samples, subgoals, chunk, results):
         chats = [self.chat(samples[i], subgoals[j], "ask_json") for i, j in chunk]
@@ -229,27 +302,39 @@ class Scorer:
             results[i][j] = parse_judgement(raw)
 
     def _logprobs(self, samples, subgoals, chunk, results):
-        chats = [self.chat(samples[i], subgoals[j], "ask_digit") for i, j in chunk]
-        probs = self.engine.choice_probs(chats, SCORE_CHOICES)
-        to_explain = []
-        for (i, j), p in zip(chunk, probs):
-            score = max(range(5), key=lambda k: p[k]) + 1
-            expected = sum((k + 1) * pk for k, pk in enumerate(p))
-            results[i][j] = Judgement(score=score, expected=float(expected))
-            explain = self.config.explain
-            if explain == "all" or (explain == "low" and score < self.config.threshold):
-                to_explain.append((i, j))
-        if to_explain:
-            chats = [
-                self.chat(samples[i], subgoals[j], "ask_explanation", score=results[i][j].score) for i, j in to_explain
-            ]
-            raws = self._safe_generate(chats, ExplanationJSON, len(to_explain))
-            for (i, j), raw in zip(to_explain, raws):
+        by_sample: dict[int, list[int]] = {}
+        for i, j in chunk:
+            by_sample.setdefault(i, []).append(j)
+        groups = [[(i, j) for j in js] for i, js in by_sample.items()]
+        chats = [[self.chat(samples[i], subgoals[j], "ask_digit") for i, j in g] for g in groups]
+        try:
+            probs = self.engine.choice_probs_shared(chats, SCORE_CHOICES)
+        except Exception as err:  # one failing batch must not end a long map: mark its pairs and go on
+            logger.warning("scoring failed for a batch of %d pairs: %s: %s", len(chunk), type(err).__name__, err)
+            for i, j in chunk:
+                results[i][j] = Judgement(error=f"scoring failed ({type(err).__name__}: {err})")
+            return
+        for g, ps in zip(groups, probs):
+            for (i, j), p in zip(g, ps):
+                score = max(range(5), key=lambda k: p[k]) + 1
+                expected = sum((k + 1) * pk for k, pk in enumerate(p))
+                results[i][j] = Judgement(score=score, expected=float(expected))
+        wanted = [[(i, j) for i, j in g if self._wants_explanation(results[i][j].score)] for g in groups]
+        wanted = [g for g in wanted if g]
+        if not wanted:
+            return
+        chats = [[self.chat(samples[i], subgoals[j], "ask_explanation", score=results[i][j].score) for i, j in g]
+                 for g in wanted]
+        try:
+            raws = self.engine.generate_json_shared(chats, ExplanationJSON, self.config.max_new_tokens)
+        except Exception as err:  # the scores stand; only the explanations could not be had
+            logger.warning("explanations failed for %d pairs: %s: %s", sum(map(len, wanted)), type(err).__name__, err)
+            return
+        for g, rs in zip(wanted, raws):
+            for (i, j), raw in zip(g, rs):
                 try:
                     results[i][j].explanation = ExplanationJSON.model_validate_json(raw).explanation.strip()
                 except (ValidationError, TypeError) as err:
-                    # The score stands; only the explanation could not be had.
-                    results[i][j].explanation = None
                     logger.debug("explanation output invalid: %s", err)
 
     def _safe_generate(self, chats, schema, n) -> list[str | None]:

@@ -1,0 +1,149 @@
+"""A content-addressed cache of (sample, subgoal) judgements in SQLite.
+
+The key is a hash of everything that decides a judgement: model identity, engine, prompt version, mode, the subgoal's
+text and rubric, the rendered sample text and the decoding settings. A re-run, or a dataset that overlaps one already
+scored, reads its judgements back instead of computing them; an interrupted run resumes where it stopped. The
+database runs in WAL mode with a busy timeout, so several processes (``datasets`` ``num_proc``) can read and write it
+at once. Judgements that ended in an error are never stored: they are retried next time.
+
+Example:
+    >>> cache = PairCache()  # goalcover_hf.paths.cache_dir() / "pairs.sqlite"
+    >>> key = pair_key({"model": "m@1", "prompt": "score_v1@abc"}, subgoal_text, sample_text)
+    >>> cache.put_many({key: {"score": 4, "expected": 3.8, "explanation": None, "error": None}})
+    >>> cache.get_many([key])[key]["score"]
+    4
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .paths import cache_dir
+
+FILENAME = "pairs.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pairs (
+    key TEXT PRIMARY KEY,
+    score INTEGER,
+    expected REAL,
+    explanation TEXT,
+    settings TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+_CHUNK = 500  # SQLite limits the number of parameters in one statement
+
+
+def default_path() -> Path:
+    return cache_dir() / FILENAME
+
+
+def pair_key(settings: Mapping[str, Any], subgoal_text: str, sample_text: str) -> str:
+    """Hash of one pair's inputs. ``settings`` holds model identity, engine, prompt version, mode and decoding."""
+    blob = json.dumps([dict(settings), subgoal_text, sample_text], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class PairCache:
+    """SQLite store of judgements keyed by :func:`pair_key`. Safe to share between processes."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else default_path()
+        self._conn: sqlite3.Connection | None = None
+        self._pid: int | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        # A connection must not cross a fork: datasets' workers each open their own.
+        if self._conn is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                conn.execute("PRAGMA busy_timeout = 60000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(_SCHEMA)
+            except sqlite3.DatabaseError as err:
+                raise ValueError(
+                    f"{self.path}: cannot open the pair cache ({err}); remove the file or pass cache=False"
+                ) from None
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored judgements among ``keys`` (missing keys are absent from the result)."""
+        keys = list(dict.fromkeys(keys))
+        found = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT key, score, expected, explanation FROM pairs WHERE key IN ({marks})", chunk
+            )
+            for key, score, expected, explanation in rows:
+                found[key] = {"score": score, "expected": expected, "explanation": explanation, "error": None}
+        return found
+
+    def put_many(self, items: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any] | None = None) -> int:
+        """Store judgements in one transaction; items with an ``error`` are skipped (so they are retried).
+
+        ``settings`` (the key's settings) is kept beside each entry for :meth:`info`. Returns how many were stored.
+        """
+        now = time.time()
+        note = json.dumps(dict(settings or {}), sort_keys=True)
+        rows = [
+            (key, j.get("score"), j.get("expected"), j.get("explanation"), note, now)
+            for key, j in items.items()
+            if not j.get("error")
+        ]
+        if rows:
+            with self._transaction():
+                self.conn.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def info(self) -> dict[str, Any]:
+        """Size and content summary: entries per (model, prompt version, mode)."""
+        if not self.path.exists():
+            return {"path": str(self.path), "entries": 0, "bytes": 0, "by_settings": []}
+        total = self.conn.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+        groups = self.conn.execute("SELECT settings, COUNT(*) FROM pairs GROUP BY settings ORDER BY 2 DESC").fetchall()
+        by_settings = []
+        for note, count in groups:
+            s = json.loads(note)
+            by_settings.append({k: s.get(k) for k in ("model", "engine", "prompt_version", "mode")} | {"entries": count})
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return {"path": str(self.path), "entries": total, "bytes": size, "by_settings": by_settings}
+
+    def clear(self) -> int:
+        """Delete every stored judgement; returns how many there were."""
+        if not self.path.exists():
+            return 0
+        with self._transaction():
+            n = self.conn.execute("DELETE FROM pairs").rowcount
+        self.conn.execute("VACUUM")
+        return n
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+    @contextmanager
+    def _transaction(self):
+        # IMMEDIATE takes the write lock up front, so concurrent writers queue on busy_timeout instead of failing on
+        # a lock upgrade.
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
