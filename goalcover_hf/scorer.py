@@ -307,8 +307,9 @@ class Scorer:
             by_sample.setdefault(i, []).append(j)
         groups = [[(i, j) for j in js] for i, js in by_sample.items()]
         chats = [[self.chat(samples[i], subgoals[j], "ask_digit") for i, j in g] for g in groups]
+        engine = self.engine  # a model that cannot load is the user's to fix: let that error through
         try:
-            probs = self.engine.choice_probs_shared(chats, SCORE_CHOICES)
+            probs = engine.choice_probs_shared(chats, SCORE_CHOICES)
         except Exception as err:  # one failing batch must not end a long map: mark its pairs and go on
             logger.warning("scoring failed for a batch of %d pairs: %s: %s", len(chunk), type(err).__name__, err)
             for i, j in chunk:
@@ -326,7 +327,7 @@ class Scorer:
         chats = [[self.chat(samples[i], subgoals[j], "ask_explanation", score=results[i][j].score) for i, j in g]
                  for g in wanted]
         try:
-            raws = self.engine.generate_json_shared(chats, ExplanationJSON, self.config.max_new_tokens)
+            raws = engine.generate_json_shared(chats, ExplanationJSON, self.config.max_new_tokens)
         except Exception as err:  # the scores stand; only the explanations could not be had
             logger.warning("explanations failed for %d pairs: %s: %s", sum(map(len, wanted)), type(err).__name__, err)
             return
