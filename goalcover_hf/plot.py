@@ -36,11 +36,15 @@ def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[st
     colors = ["#d9534f" if s.id in gap_ids else "#4a90d9" for s in subs]
     bars = ax.barh(range(len(subs)), [s.coverage * 100 for s in subs], color=colors)
     for bar, s in zip(bars, subs):
-        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{s.support}/{s.scored}", va="center",
-                fontsize=8)
+        gap = s.id in gap_ids
+        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2,
+                f"{s.support}/{s.scored}" + (" gap" if gap else ""), va="center", fontsize=8,
+                color="#b52b27" if gap else "#222")
     ax.axvline(target * 100, color="#333", linestyle="--", linewidth=1,
                label=target_label or f"target: {target:.0%} of samples")
     ax.set_yticks(range(len(subs)), [_label(s.name) for s in subs])
+    for tick, s in zip(ax.get_yticklabels(), subs):
+        tick.set_color("#b52b27" if s.id in gap_ids else "#222")
     ax.invert_yaxis()
     ax.set_xlim(0, 112)
     ax.set_xlabel(f"% of samples scoring >= {report.threshold} (label: supporting / scored)")
@@ -70,8 +74,8 @@ def score_heatmap(report: CoverageReport, path: str | Path) -> Path:
     ax.set_xticks(range(5), [str(k) for k in range(1, 6)])
     ax.set_yticks(range(len(subs)), [_label(s.name) for s in subs])
     ax.set_xlabel(f"score (red line: support threshold {report.threshold})")
-    ax.set_title("Score distribution per subgoal (share of scored samples)")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title("Score distribution per subgoal")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of scored samples")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
