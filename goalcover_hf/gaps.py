@@ -264,7 +264,7 @@ def find_gaps(
     Example:
         >>> report = compute_coverage(ds, spec)
         >>> gaps = find_gaps(ds, spec, report, namer="embedded")
-        >>> save_gaps("gaps.json", gaps, spec, report, provenance)
+        >>> save_gaps("gaps.json", gaps_document(gaps, spec, report, run.provenance, settings={}))
     """
     target = target or Target(min_fraction=report.min_coverage)
     low_score = report.threshold - 1 if low_score is None else low_score
@@ -282,8 +282,6 @@ def find_gaps(
         gaps.append(Gap(
             subgoal=s.id, name=s.name, coverage=s.coverage, support=s.support, scored=s.scored, required=required,
             shortfall=required - s.support, low_pairs=len(pairs), unexplained=len(pairs) - len(explained),
-            unclustered=[p["id"] for p in explained] if not cluster else [],
-            unclustered_rows=[p["row"] for p in explained] if not cluster else [],
             evidence=list(iter_low(annotated, spec, s.id, evidence)),
         ))
         explained_by[s.id] = explained
