@@ -14,22 +14,25 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from .coverage import CoverageReport
-from .gaps import Gap
+from .gaps import Gap, Target
 from .models import EMBEDDED_WARNING
 
 START = "<!-- goalcover:start -->"
 END = "<!-- goalcover:end -->"
 YAML_KEY = "goalcover"
 PLOT_NAME = "goalcover_coverage.png"
-_TOP_KEY = re.compile(r"^[^\s#-][^:]*:", re.M)
+HEATMAP_NAME = "goalcover_scores.png"
+PLOT_FILES = (PLOT_NAME, HEATMAP_NAME)  # written beside the README; the section links them by relative path
 
 
 class CardError(ValueError):
     """A README the tool cannot update safely; the message names the file and what to fix."""
 
 
-def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap]) -> dict[str, Any]:
+def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap],
+                 target: Target | None = None) -> dict[str, Any]:
     """The machine-readable summary stored under the YAML header's ``goalcover`` key."""
+    target = target or Target(min_fraction=report.min_coverage)
     return {
         "goal": provenance.get("goal"),
         "spec_hash": provenance.get("spec_hash"),
@@ -39,6 +42,7 @@ def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[
         "prompt_version": provenance.get("prompt_version"),
         "threshold": report.threshold,
         "min_coverage": report.min_coverage,
+        "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
         "rows": report.rows,
         "mean_coverage": round(report.mean_coverage, 4),
         "subgoals": {
@@ -46,13 +50,18 @@ def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[
                    "mean": round(s.mean, 3) if s.mean is not None else None}
             for s in report.subgoals
         },
-        "gaps": [g.subgoal for g in gaps],
+        "gaps": [g.subgoal for g in gaps],  # ranked, largest shortfall first
     }
 
 
 def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap], plot: str = PLOT_NAME,
-                   template: str | Path | None = None) -> str:
-    """Markdown of the coverage section (without markers) from ``cards/coverage_section.md.j2`` or ``template``."""
+                   template: str | Path | None = None, *, heatmap: str = HEATMAP_NAME, target: Target | None = None,
+                   gap_meta: dict[str, Any] | None = None, repo_id: str | None = None, split: str = "train") -> str:
+    """Markdown of the coverage section (without markers) from ``cards/coverage_section.md.j2`` or ``template``.
+
+    ``gap_meta`` is the ``gaps.json`` document (settings, embedding model, namer) when the gaps came from one;
+    ``repo_id`` turns evidence row ids into links to the Hub's dataset viewer.
+    """
     from . import __version__
 
     source = (
@@ -60,11 +69,14 @@ def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: lis
         if template
         else resources.files("goalcover_hf.card_templates").joinpath("coverage_section.md.j2").read_text("utf-8")
     )
+    target = target or Target(min_fraction=report.min_coverage)
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=False)
     return env.from_string(source).render(
-        report=report, provenance=provenance, gaps=gaps, plot=plot, goal=provenance.get("goal"),
+        report=report, provenance=provenance, gaps=gaps, plot=plot, heatmap=heatmap, goal=provenance.get("goal"),
         embedded_warning=EMBEDDED_WARNING if provenance.get("embedded") else None,
-        generated=_dt.date.today().isoformat(), version=__version__,
+        target_text=target.describe(), gap_rank={g.subgoal: g.rank or k + 1 for k, g in enumerate(gaps)},
+        gap_meta=gap_meta, settings=(gap_meta or {}).get("settings", {"low_score": None}),
+        repo_id=repo_id, split=split, generated=_dt.date.today().isoformat(), version=__version__,
     ).strip() + "\n"
 
 
@@ -102,6 +114,8 @@ def _set_yaml_key(header: str | None, value: Any, source: str) -> str:
         stop = start + 1
         while stop < len(inner) and (inner[stop].startswith((" ", "\t", "-")) or not inner[stop].strip()):
             stop += 1
+        while stop > start + 1 and not inner[stop - 1].strip():  # trailing blank lines are the user's
+            stop -= 1
         inner = inner[:start] + [block] + inner[stop:]
     return lines[0] + "".join(inner) + lines[-1]
 
@@ -134,29 +148,87 @@ def merge_card(text: str, section: str, summary: dict[str, Any], source: str = "
     return merged
 
 
-def write_card(readme: str | Path, report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap],
-               template: str | Path | None = None) -> Path:
-    """Create or update ``readme`` in place (atomically) and write the chart beside it."""
-    from .plot import coverage_plot
+def build_card(text: str, report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap], folder: str | Path,
+               *, target: Target | None = None, gap_meta: dict[str, Any] | None = None, repo_id: str | None = None,
+               template: str | Path | None = None, source: str = "README.md") -> tuple[str, list[Path]]:
+    """Merge the section and key into ``text`` and draw the charts into ``folder``: ``(merged text, chart paths)``."""
+    from .plot import coverage_plot, score_heatmap
 
+    section = render_section(report, provenance, gaps, PLOT_NAME, template, heatmap=HEATMAP_NAME, target=target,
+                             gap_meta=gap_meta, repo_id=repo_id)
+    merged = merge_card(text, section, card_summary(report, provenance, gaps, target), source)
+    folder = Path(folder)
+    target = target or Target(min_fraction=report.min_coverage)
+    line = max(target.min_fraction, target.min_samples / report.rows if report.rows else 0.0)
+    plots = [
+        coverage_plot(report, folder / PLOT_NAME, gap_ids=[g.subgoal for g in gaps], target_fraction=line,
+                      target_label=f"target: {target.describe()}"),
+        score_heatmap(report, folder / HEATMAP_NAME),
+    ]
+    return merged, plots
+
+
+def write_card(readme: str | Path, report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap],
+               template: str | Path | None = None, *, target: Target | None = None,
+               gap_meta: dict[str, Any] | None = None, repo_id: str | None = None) -> Path:
+    """Create or update ``readme`` in place (atomically) and write its charts beside it.
+
+    Example:
+        >>> write_card("README.md", report, run.provenance, gaps)
+    """
     readme = Path(readme)
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    merged = merge_card(text, render_section(report, provenance, gaps, PLOT_NAME, template),
-                        card_summary(report, provenance, gaps), str(readme))
+    text = readme.read_bytes().decode("utf-8") if readme.exists() else ""  # bytes: keep \r\n as it is
     readme.parent.mkdir(parents=True, exist_ok=True)
-    coverage_plot(report, readme.parent / PLOT_NAME)
+    merged, _ = build_card(text, report, provenance, gaps, readme.parent, target=target, gap_meta=gap_meta,
+                           repo_id=repo_id, template=template, source=str(readme))
     tmp = readme.with_name(readme.name + ".goalcover.tmp")
-    tmp.write_text(merged, encoding="utf-8")
+    tmp.write_bytes(merged.encode("utf-8"))
     tmp.replace(readme)
     return readme
 
 
-def read_card(path_or_repo: str | Path) -> dict[str, Any] | None:
-    """The ``goalcover`` summary of a card: a README path, a folder holding one, or a Hub dataset repo id."""
-    from huggingface_hub import DatasetCard
+def read_card(path_or_repo: str | Path, revision: str | None = None) -> dict[str, Any] | None:
+    """The ``goalcover`` summary of a card, or ``None`` when the card has none.
 
+    ``path_or_repo`` is a README path, a folder holding one, or a Hub dataset repo id (``user/name``).
+
+    Example:
+        >>> read_card("user/my-dataset")["subgoals"]["states_dose"]["coverage"]
+    """
     path = Path(path_or_repo)
     if path.is_dir():
         path = path / "README.md"
-    card = DatasetCard.load(path) if path.exists() else DatasetCard.load(str(path_or_repo), repo_type="dataset")
-    return card.data.to_dict().get(YAML_KEY)
+    if path.is_file():
+        return _summary_of(path.read_text(encoding="utf-8"), str(path))
+    if path.suffix.lower() == ".md" or path.is_absolute() or str(path_or_repo).startswith((".", "~")):
+        raise CardError(f"{path}: no such card file")
+    repo_id = str(path_or_repo)
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError,
+                                        OfflineModeIsEnabled, RepositoryNotFoundError)
+
+    try:
+        local = HfApi().hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
+    except HFValidationError:
+        raise CardError(f"{repo_id!r} is neither a card file, a folder nor a Hub dataset id (user/name)") from None
+    except RepositoryNotFoundError:
+        raise CardError(f"{repo_id}: no such dataset on the Hub (or no access to it)") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
+        raise CardError(f"{repo_id}: cannot reach the Hub to read its card ({type(err).__name__}; "
+                        "is HF_HUB_OFFLINE set?)") from None
+    except EntryNotFoundError:  # the repo has no card yet
+        return None
+    return _summary_of(Path(local).read_text(encoding="utf-8"), f"{repo_id}/README.md")
+
+
+def _summary_of(text: str, source: str) -> dict[str, Any] | None:
+    header, _ = _split_header(text, source)
+    if header is None:
+        return None
+    try:
+        data = yaml.safe_load("".join(header.splitlines(keepends=True)[1:-1])) or {}
+    except yaml.YAMLError as err:
+        raise CardError(f"{source}: the YAML header is not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise CardError(f"{source}: the YAML header is not a mapping of keys")
+    return data.get(YAML_KEY)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .coverage import DEFAULT_MIN_COVERAGE
+from .gaps import DEFAULT_DISTANCE, DEFAULT_MAX_THEMES, DEFAULT_MIN_THEME
 from .models import EMBEDDED_WARNING
 from .scorer import DEFAULT_THRESHOLD, MODES
 
@@ -20,7 +21,9 @@ def _warn_if_embedded(model_or_identity: str | None) -> None:
 def _add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=int, default=None, help="score at which a sample supports a subgoal (default: the run's)")
     p.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
-                   help=f"coverage under which a subgoal is a gap (default {DEFAULT_MIN_COVERAGE})")
+                   help=f"target: a subgoal is a gap when less than this fraction of samples support it (default {DEFAULT_MIN_COVERAGE})")
+    p.add_argument("--min-samples", type=int, default=0,
+                   help="target: a subgoal is also a gap when fewer than this many samples support it (default 0)")
 
 
 # ---- decompose ---------------------------------------------------------------------------------------------------
@@ -69,7 +72,7 @@ def cmd_score(args) -> int:
           f"({scorer.config.mode} mode)", file=sys.stderr)
     annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True,
                        features=scorer.features(ds.features), desc="goalcover score")
-    provenance = scorer.provenance() | {"data": args.data, "embedded": scorer.is_embedded}
+    provenance = scorer.provenance() | {"data": args.data, "embedded": scorer.is_embedded, "model_ref": args.model}
     save_run(out, annotated, scorer.spec, provenance, overwrite=args.overwrite)
     if args.jsonl:
         annotated.to_json(args.jsonl, lines=True, force_ascii=False)
@@ -96,14 +99,24 @@ def cmd_cache(args) -> int:
     return 0
 
 
-# ---- report ------------------------------------------------------------------------------------------------------
+# ---- report, gaps, card, push -----------------------------------------------------------------------------------
 def _coverage(run, args):
+    """Coverage, target and gaps of a run: themes from RUN/gaps.json when it matches, else gaps without themes."""
     from .coverage import compute_coverage
-    from .gaps import find_gaps
+    from .gaps import GAPS_FILE, Target, find_gaps, load_gaps
 
     threshold = args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD)
     report = compute_coverage(run.dataset, run.spec, threshold=threshold, min_coverage=args.min_coverage)
-    return report, find_gaps(run.dataset, run.spec, report)
+    target = Target(min_fraction=args.min_coverage, min_samples=args.min_samples)
+    gaps, why = load_gaps(run.path / GAPS_FILE, run.spec, report, target)
+    if gaps is not None:
+        return report, target, gaps, json.loads((run.path / GAPS_FILE).read_text(encoding="utf-8"))
+    if (run.path / GAPS_FILE).exists():
+        print(f"note: not using {why}; run `goalcover gaps {run.path}` with the same options to refresh it",
+              file=sys.stderr)
+    else:
+        print(f"note: no themes yet; `goalcover gaps {run.path}` finds and names them", file=sys.stderr)
+    return report, target, find_gaps(run.dataset, run.spec, report, target=target, cluster=False), None
 
 
 def cmd_report(args) -> int:
@@ -111,7 +124,7 @@ def cmd_report(args) -> int:
     from .results import load_run
 
     run = load_run(args.run)
-    report, gaps = _coverage(run, args)
+    report, target, gaps, _ = _coverage(run, args)
     if args.json:
         print(json.dumps({"coverage": report.to_dict(), "gaps": [g.to_dict() for g in gaps],
                           "provenance": run.provenance}, indent=2, default=str))
@@ -120,22 +133,75 @@ def cmd_report(args) -> int:
     print(f"Judge: {run.provenance.get('model')} ({run.provenance.get('mode')} mode)\n")
     print(report.table())
     print()
-    print(gaps_text(gaps))
+    print(gaps_text(gaps, target))
     if run.provenance.get("embedded"):
         print(f"\nNOTE: {EMBEDDED_WARNING}")
     return 0
 
 
-# ---- card --------------------------------------------------------------------------------------------------------
+def cmd_gaps(args) -> int:
+    from .coverage import compute_coverage
+    from .gaps import GAPS_FILE, Target, find_gaps, gaps_document, gaps_text, save_gaps
+    from .results import load_run
+
+    run = load_run(args.run)
+    threshold = args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD)
+    report = compute_coverage(run.dataset, run.spec, threshold=threshold, min_coverage=args.min_coverage)
+    target = Target(min_fraction=args.min_coverage, min_samples=args.min_samples)
+    namer = None
+    if not args.no_name:
+        namer = args.model or run.provenance.get("model_ref") or ("embedded" if run.provenance.get("embedded") else None)
+        if namer is None:
+            raise ValueError(f"{run.path}/run.json does not say which model scored it: pass --model or --no-name")
+        _warn_if_embedded(namer)
+    low_score = threshold - 1 if args.low_score is None else args.low_score
+    gaps = find_gaps(run.dataset, run.spec, report, target=target, low_score=low_score, namer=namer,
+                     distance=args.distance, min_theme=args.min_theme, max_themes=args.max_themes)
+    settings = {"low_score": low_score, "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
+                "distance": args.distance, "min_theme": args.min_theme, "max_themes": args.max_themes}
+    document = gaps_document(gaps, run.spec, report, run.provenance, settings)
+    out = save_gaps(Path(args.output) if args.output else run.path / GAPS_FILE, document)
+    if args.json:
+        print(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        return 0
+    print(gaps_text(gaps, target))
+    if run.provenance.get("embedded") or (namer and namer == "embedded"):
+        print(f"\nNOTE: {EMBEDDED_WARNING}")
+    print(f"\nWrote {out}. Next: goalcover card {run.path}")
+    return 0
+
+
 def cmd_card(args) -> int:
     from .card import write_card
     from .results import load_run
 
     run = load_run(args.run)
-    report, gaps = _coverage(run, args)
+    report, target, gaps, gap_meta = _coverage(run, args)
+    if args.repo_id:
+        from .hub import update_hub_card
+
+        if args.readme:
+            raise ValueError("--readme and --repo-id do not go together: the Hub card is updated in place")
+        commit = update_hub_card(args.repo_id, report, run.provenance, gaps, revision=args.revision, target=target,
+                                 gap_meta=gap_meta, template=args.template)
+        print(f"Updated the card of https://huggingface.co/datasets/{args.repo_id} ({getattr(commit, 'commit_url', '')})")
+        return 0
     readme = Path(args.readme) if args.readme else run.path / "README.md"
-    write_card(readme, report, run.provenance, gaps, template=args.template)
-    print(f"Updated {readme} (section between the goalcover markers, 'goalcover' YAML key) and its chart")
+    write_card(readme, report, run.provenance, gaps, template=args.template, target=target, gap_meta=gap_meta)
+    print(f"Updated {readme} (section between the goalcover markers, 'goalcover' YAML key) and its charts")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub import push_run
+    from .results import load_run
+
+    run = load_run(args.run)
+    report, target, gaps, gap_meta = _coverage(run, args)
+    print(f"Pushing {len(run.dataset)} annotated rows to {args.repo_id}...", file=sys.stderr)
+    result = push_run(run, args.repo_id, report, gaps, private=args.private, revision=args.revision, target=target,
+                      gap_meta=gap_meta, template=args.template)
+    print(f"Pushed the dataset and its card: {result['url']}")
     return 0
 
 
@@ -187,12 +253,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("card", help="write or update the dataset card's coverage section")
+    p = sub.add_parser("gaps", help="cluster low-score explanations into named gaps; write RUN/gaps.json")
+    p.add_argument("run", help="run folder written by `goalcover score`")
+    _add_report_options(p)
+    p.add_argument("--low-score", type=int, help="analyse pairs scoring at or below this (default: threshold - 1)")
+    p.add_argument("--model", help="model that names the themes (default: the run's judge)")
+    p.add_argument("--no-name", action="store_true", help="do not name themes; title them by their most central explanation")
+    p.add_argument("--distance", type=float, default=DEFAULT_DISTANCE,
+                   help=f"cosine distance at which clusters stop merging (default {DEFAULT_DISTANCE}; lower: more themes)")
+    p.add_argument("--min-theme", type=int, default=DEFAULT_MIN_THEME, help=f"rows a theme needs (default {DEFAULT_MIN_THEME})")
+    p.add_argument("--max-themes", type=int, default=DEFAULT_MAX_THEMES,
+                   help=f"themes kept per subgoal (default {DEFAULT_MAX_THEMES})")
+    p.add_argument("-o", "--output", help="gaps file to write (default RUN/gaps.json)")
+    p.add_argument("--json", action="store_true", help="print the gaps document instead of the report")
+    p.set_defaults(func=cmd_gaps)
+
+    p = sub.add_parser("card", help="write or update the dataset card's coverage section (locally or on the Hub)")
     p.add_argument("run", help="run folder written by `goalcover score`")
     p.add_argument("--readme", help="README.md to update (default RUN/README.md)")
+    p.add_argument("--repo-id", help="update the card of this existing Hub dataset (USER/NAME) instead")
+    p.add_argument("--revision", help="with --repo-id: the branch to update (default main)")
     p.add_argument("--template", help="a Jinja card-section template to use instead of the built-in one")
     _add_report_options(p)
     p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("push", help="push the annotated dataset, its card and charts to the Hub")
+    p.add_argument("run", help="run folder written by `goalcover score`")
+    p.add_argument("--repo-id", required=True, help="dataset repo USER/NAME (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", help="branch to push to (created if missing; default main)")
+    p.add_argument("--template", help="a Jinja card-section template to use instead of the built-in one")
+    _add_report_options(p)
+    p.set_defaults(func=cmd_push)
     return parser
 
 
@@ -201,13 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     from .card import CardError
     from .data import DataError
     from .formats import RowFormatError
+    from .hub import HubError
     from .models import ModelNotFoundError
     from .results import ResultsError
     from .spec import SpecError
 
     try:
         return args.func(args)
-    except (SpecError, DataError, RowFormatError, ModelNotFoundError, CardError, ResultsError, FileExistsError,
+    except (SpecError, DataError, RowFormatError, ModelNotFoundError, CardError, ResultsError, HubError, FileExistsError,
             ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

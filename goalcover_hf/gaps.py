@@ -1,44 +1,428 @@
-"""Gaps: subgoals the data does not support, with the lowest-scoring rows as evidence."""
+"""Gaps: subgoals whose support falls short of a target, and the missing capabilities behind them.
+
+For every subgoal short of the target, the explanations of its low-scoring pairs (score <= ``low_score``) are
+embedded with all-MiniLM-L6-v2 and clustered (agglomerative, average linkage, cosine distance cut at ``distance``:
+deterministic, no random state), so that many rows saying the same thing become one theme. A model names each
+theme (Outlines schema: title, one sentence, subgoal id); every theme keeps the ids of all its rows and quotes its
+most central explanations. Subgoals with no supporting sample are gaps even with nothing to cluster.
+
+``gaps.json`` (schema ``goalcover.gaps``, version :data:`GAPS_SCHEMA_VERSION`)::
+
+    {"schema": "goalcover.gaps", "schema_version": 1, "goal", "spec_hash", "judge", "namer", "embedding_model",
+     "settings": {"threshold", "low_score", "target": {"min_fraction", "min_samples"}, "distance", "min_theme",
+                  "max_themes"},
+     "gaps": [  # ranked: largest shortfall (relative to the target) first
+        {"rank", "subgoal", "name", "support", "scored", "coverage", "required", "shortfall",
+         "low_pairs", "unexplained",           # pairs at or below low_score; those of them with no explanation
+         "themes": [{"title", "description", "named_by", "named_subgoal", "size", "row_ids", "rows",
+                     "quotes": [{"id", "row", "score", "explanation"}]}],   # largest theme first
+         "unclustered": [ids of explained low pairs in no theme], "unclustered_rows": [their row positions],
+         "evidence": [{"id", "row", "score", "expected", "explanation"}]}]}  # the lowest-scoring rows
+
+``id``/``row_ids``/``unclustered`` hold the dataset's ``id`` column (row positions when it has none);
+``row``/``rows``/``unclustered_rows`` hold row positions in the annotated dataset.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Sequence
 
-from .coverage import CoverageReport, iter_low
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, iter_low
+from .logging import get_logger
+from .scorer import score_columns
 from .spec import GoalSpec
+
+logger = get_logger(__name__)
+
+GAPS_SCHEMA = "goalcover.gaps"
+GAPS_SCHEMA_VERSION = 1
+GAPS_FILE = "gaps.json"
+DEFAULT_DISTANCE = 0.55  # cosine distance at which clusters stop merging (average linkage)
+DEFAULT_MIN_THEME = 2  # rows a cluster needs to become a theme; smaller ones are listed as unclustered
+DEFAULT_MAX_THEMES = 5  # themes kept (and named) per subgoal, largest first
+QUOTES = 3
+TITLE_CHARS = 60
+DESCRIPTION_CHARS = 160
+UNNAMED = "representative explanation"
+
+
+@dataclass(frozen=True)
+class Target:
+    """How much support a subgoal needs: at least ``min_samples`` rows and at least ``min_fraction`` of the scored
+    rows (and always at least one).
+
+    Example:
+        >>> Target(min_fraction=0.2, min_samples=10).required(30)
+        10
+    """
+
+    min_fraction: float = DEFAULT_MIN_COVERAGE
+    min_samples: int = 0
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_fraction <= 1.0:
+            raise ValueError(f"target fraction must be within 0..1, got {self.min_fraction}")
+        if self.min_samples < 0:
+            raise ValueError(f"target sample count must be >= 0, got {self.min_samples}")
+
+    def required(self, scored: int) -> int:
+        # round() first: 0.2 * 30 is 6.000000000000001 in floating point
+        return max(self.min_samples, math.ceil(round(self.min_fraction * scored, 9)), 1)
+
+    def describe(self) -> str:
+        parts = [f"{self.min_fraction:.0%} of scored samples"] if self.min_fraction else []
+        if self.min_samples:
+            parts.append(f"{self.min_samples} samples")
+        return "at least " + (" and ".join(parts) if parts else "1 sample")
+
+
+@dataclass
+class Theme:
+    """One cluster of similar low-score explanations, named as a missing capability."""
+
+    title: str
+    description: str
+    named_by: str  # the naming model's identity, or UNNAMED when the title is the most central explanation
+    named_subgoal: str | None  # the subgoal id the naming model chose (None when not named by a model)
+    size: int
+    row_ids: list[Any]  # the dataset's ``id`` column (row positions when it has none)
+    rows: list[int]  # row positions in the annotated dataset, same order as row_ids
+    quotes: list[dict[str, Any]]
 
 
 @dataclass
 class Gap:
+    """A subgoal short of its target, with the themes found in its low-score explanations."""
+
     subgoal: str
     name: str
     coverage: float
     support: int
     scored: int
-    evidence: list[dict[str, Any]] = field(default_factory=list)  # lowest-scoring rows: id, score, explanation
+    required: int = 1
+    shortfall: int = 0
+    rank: int = 0
+    low_pairs: int = 0
+    unexplained: int = 0
+    themes: list[Theme] = field(default_factory=list)
+    unclustered: list[Any] = field(default_factory=list)  # ids of explained low pairs in no theme
+    unclustered_rows: list[int] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # lowest-scoring rows: id, row, score, explanation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Gap":
+        data = dict(data)
+        data["themes"] = [Theme(**t) for t in data.get("themes", [])]
+        return cls(**data)
 
-def find_gaps(annotated: Any, spec: GoalSpec, report: CoverageReport, evidence: int = 3) -> list[Gap]:
-    """Gap subgoals, most under-covered first, each with its ``evidence`` lowest-scoring rows."""
-    gaps = [
-        Gap(s.id, s.name, s.coverage, s.support, s.scored, list(iter_low(annotated, spec, s.id, evidence)))
-        for s in report.gaps
+
+# ---- clustering ---------------------------------------------------------------------------------------------------
+def cluster_texts(texts: Sequence[str], distance: float = DEFAULT_DISTANCE) -> list[int]:
+    """Cluster labels for ``texts``: 0 is the largest cluster, ties broken by first appearance. Deterministic.
+
+    Example:
+        >>> cluster_texts(["No dose given.", "The dose is missing.", "It never mentions side effects."])
+        [0, 0, 1]
+    """
+    from .embeddings import embed
+
+    return cluster_vectors(embed(texts), distance)
+
+
+def cluster_vectors(vectors, distance: float = DEFAULT_DISTANCE) -> list[int]:
+    """Agglomerative clustering (average linkage, cosine distance cut at ``distance``) with stable labels."""
+    n = len(vectors)
+    if n == 0:
+        return []
+    if n == 1:
+        return [0]
+    from sklearn.cluster import AgglomerativeClustering
+
+    raw = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
+    ).fit_predict(vectors)
+    order = sorted(set(raw), key=lambda c: (-list(raw).count(c), list(raw).index(c)))
+    relabel = {c: k for k, c in enumerate(order)}
+    return [relabel[c] for c in raw]
+
+
+def central_order(vectors, members: Sequence[int]) -> list[int]:
+    """``members`` sorted by cosine similarity to their (unit) centroid, most central first; ties by position."""
+    import numpy as np
+
+    centroid = vectors[list(members)].mean(axis=0)
+    centroid = centroid / (np.linalg.norm(centroid) or 1.0)
+    sims = vectors[list(members)] @ centroid
+    return [m for _, m in sorted(zip((-round(float(s), 6) for s in sims), members))]
+
+
+# ---- naming -------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=16)
+def naming_schema(subgoal_ids: tuple[str, ...]) -> type[BaseModel]:
+    """Outlines/pydantic schema for a theme's name; the subgoal is one of the spec's ids."""
+    return create_model(
+        "GapName",
+        title=(str, Field(min_length=3, max_length=TITLE_CHARS)),
+        description=(str, Field(min_length=3, max_length=DESCRIPTION_CHARS)),
+        subgoal=(Literal[subgoal_ids], ...),  # type: ignore[valid-type]
+    )
+
+
+def naming_chat(spec: GoalSpec, subgoal_id: str, quotes: Sequence[str]) -> list[dict]:
+    from .prompts import load_prompt
+
+    prompt = load_prompt("gaps_v1")
+    user = prompt.section("user", goal=spec.goal, subgoals=spec.subgoals, subgoal=spec.subgoal(subgoal_id),
+                          quotes=quotes)
+    return [{"role": "system", "content": prompt.section("system")}, {"role": "user", "content": user}]
+
+
+def name_themes(engine, spec: GoalSpec, requests: Sequence[tuple[str, Sequence[str]]],
+                batch_size: int = 8) -> list[BaseModel | None]:
+    """Ask ``engine`` to name each ``(subgoal_id, quotes)`` cluster; ``None`` where its output is not valid."""
+    schema = naming_schema(tuple(s.id for s in spec.subgoals))
+    out: list[BaseModel | None] = []
+    for start in range(0, len(requests), batch_size):
+        chunk = requests[start:start + batch_size]
+        chats = [naming_chat(spec, sid, quotes) for sid, quotes in chunk]
+        try:
+            raws = engine.generate_json(chats, schema, max_new_tokens=120)
+        except Exception as err:  # naming is a nicety: themes keep their evidence without it
+            logger.warning("naming failed for %d themes: %s: %s", len(chunk), type(err).__name__, err)
+            raws = [None] * len(chunk)
+        for raw in raws:
+            try:
+                named = schema.model_validate_json(raw) if raw is not None else None
+            except ValidationError as err:
+                logger.debug("theme name output invalid: %s", err)
+                named = None
+            if named is not None and not (named.title.strip() and named.description.strip()):
+                named = None
+            out.append(named)
+    return out
+
+
+# ---- gaps ---------------------------------------------------------------------------------------------------------
+def _low_pairs(annotated: Any, subgoal_id: str, low_score: int) -> list[dict[str, Any]]:
+    cols = score_columns(subgoal_id)
+    ids = annotated["id"] if "id" in annotated.column_names else list(range(len(annotated)))
+    return [
+        {"row": k, "id": ids[k], "score": s, "explanation": (x or "").strip() or None}
+        for k, (s, x) in enumerate(zip(annotated[cols["score"]], annotated[cols["explanation"]]))
+        if s is not None and s <= low_score
     ]
-    gaps.sort(key=lambda g: (g.coverage, g.support, g.subgoal))
+
+
+def _themes(pairs, vectors, distance, min_theme, max_themes):
+    """Cluster the explained pairs: (list of member index lists, largest first; unclustered indices)."""
+    labels = cluster_vectors(vectors, distance)
+    groups = [[k for k, lab in enumerate(labels) if lab == c] for c in range(max(labels, default=-1) + 1)]
+    kept = [g for g in groups if len(g) >= min_theme][:max_themes]
+    kept_set = {k for g in kept for k in g}
+    return kept, [k for k in range(len(pairs)) if k not in kept_set]
+
+
+def find_gaps(
+    annotated: Any,
+    spec: GoalSpec,
+    report: CoverageReport,
+    evidence: int = 3,
+    *,
+    target: Target | None = None,
+    low_score: int | None = None,
+    cluster: bool = True,
+    namer: Any = None,
+    distance: float = DEFAULT_DISTANCE,
+    min_theme: int = DEFAULT_MIN_THEME,
+    max_themes: int = DEFAULT_MAX_THEMES,
+) -> list[Gap]:
+    """Subgoals short of ``target``, ranked by shortfall, with themes from their low-score explanations.
+
+    Args:
+        annotated: the scored ``datasets.Dataset``.
+        report: its :class:`CoverageReport` (support counts and threshold come from it).
+        evidence: how many lowest-scoring rows to keep per gap.
+        target: support each subgoal needs (default: ``report.min_coverage`` of the scored rows).
+        low_score: pairs scoring at or below this are analysed (default: ``report.threshold - 1``, every pair that
+            does not support the subgoal).
+        cluster: embed and cluster explanations into themes (loads all-MiniLM-L6-v2, ~8 s once per process).
+        namer: an :class:`~goalcover_hf.engines.Engine` (or a model string for ``get_engine``) that names each
+            theme; ``None`` titles a theme with its most central explanation.
+        distance: cosine distance at which clusters stop merging (lower: more, tighter themes).
+        min_theme: rows a cluster needs to be a theme. max_themes: themes kept per subgoal.
+
+    Example:
+        >>> report = compute_coverage(ds, spec)
+        >>> gaps = find_gaps(ds, spec, report, namer="embedded")
+        >>> save_gaps("gaps.json", gaps_document(gaps, spec, report, run.provenance, settings={}))
+    """
+    target = target or Target(min_fraction=report.min_coverage)
+    low_score = report.threshold - 1 if low_score is None else low_score
+    if isinstance(namer, str):
+        from .engines import get_engine
+
+        namer = get_engine(namer)
+    gaps, explained_by = [], {}
+    for s in report.subgoals:
+        required = target.required(s.scored)
+        if s.support >= required:
+            continue
+        pairs = _low_pairs(annotated, s.id, low_score)
+        explained = [p for p in pairs if p["explanation"]]
+        gaps.append(Gap(
+            subgoal=s.id, name=s.name, coverage=s.coverage, support=s.support, scored=s.scored, required=required,
+            shortfall=required - s.support, low_pairs=len(pairs), unexplained=len(pairs) - len(explained),
+            evidence=list(iter_low(annotated, spec, s.id, evidence)),
+        ))
+        explained_by[s.id] = explained
+    position = {s.id: k for k, s in enumerate(spec.subgoals)}
+    gaps.sort(key=lambda g: (-g.shortfall / g.required, -g.shortfall, position[g.subgoal]))
+    for rank, g in enumerate(gaps, start=1):
+        g.rank = rank
+    if cluster:
+        _add_themes(gaps, explained_by, spec, namer, distance, min_theme, max_themes)
     return gaps
 
 
-def gaps_text(gaps: list[Gap]) -> str:
-    if not gaps:
-        return "No gaps: every subgoal reaches the minimum coverage."
-    lines = []
+def _add_themes(gaps: list[Gap], explained_by, spec: GoalSpec, namer, distance, min_theme, max_themes) -> None:
+    from .embeddings import embed
+
+    requests, slots = [], []
     for g in gaps:
-        lines.append(f"GAP {g.subgoal} ({g.name}): {g.support}/{g.scored} samples support it ({g.coverage:.0%})")
-        for ev in g.evidence:
-            why = (ev["explanation"] or "(no explanation)").replace("\n", " ")
-            lines.append(f"    row {ev['id']}: score {ev['score']}: {why[:140]}")
+        pairs = explained_by[g.subgoal]
+        if not pairs:
+            continue
+        vectors = embed([p["explanation"] for p in pairs])
+        groups, rest = _themes(pairs, vectors, distance, min_theme, max_themes)
+        g.unclustered = [pairs[k]["id"] for k in rest]
+        g.unclustered_rows = [pairs[k]["row"] for k in rest]
+        for members in groups:
+            central = central_order(vectors, members)
+            quotes, seen = [], set()
+            for k in central:
+                if pairs[k]["explanation"] not in seen:
+                    seen.add(pairs[k]["explanation"])
+                    quotes.append({key: pairs[k][key] for key in ("id", "row", "score", "explanation")})
+            g.themes.append(Theme(
+                title=_clip(quotes[0]["explanation"], TITLE_CHARS), description="", named_by=UNNAMED,
+                named_subgoal=None, size=len(members), row_ids=[pairs[k]["id"] for k in sorted(members)],
+                rows=[pairs[k]["row"] for k in sorted(members)],
+                quotes=quotes[:QUOTES],
+            ))
+            requests.append((g.subgoal, [q["explanation"] for q in quotes[:6]]))
+            slots.append(g.themes[-1])
+    if namer is None or not requests:
+        return
+    for theme, named in zip(slots, name_themes(namer, spec, requests)):
+        if named is not None:
+            theme.title, theme.description = named.title.strip(), named.description.strip()
+            theme.named_by, theme.named_subgoal = namer.identity, named.subgoal
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# ---- gaps.json ----------------------------------------------------------------------------------------------------
+def gaps_document(gaps: list[Gap], spec: GoalSpec, report: CoverageReport, provenance: dict[str, Any],
+                  settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``gaps.json`` document (see the module docstring for its schema)."""
+    from .embeddings import EMBEDDING_NAME
+
+    return {
+        "schema": GAPS_SCHEMA,
+        "schema_version": GAPS_SCHEMA_VERSION,
+        "goal": spec.goal,
+        "spec_hash": spec.content_hash(),
+        "judge": provenance.get("model"),
+        "namer": next((t.named_by for g in gaps for t in g.themes if t.named_by != UNNAMED), None),
+        "embedding_model": EMBEDDING_NAME,
+        "settings": {"threshold": report.threshold, **settings},
+        "gaps": [g.to_dict() for g in gaps],
+    }
+
+
+def save_gaps(path: str | Path, document: dict[str, Any]) -> Path:
+    """Write ``gaps.json`` atomically; refuses to replace a file that is not a goalcover gaps file."""
+    path = Path(path)
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            old = None
+        if not isinstance(old, dict) or old.get("schema") != GAPS_SCHEMA:
+            raise FileExistsError(f"{path} exists and is not a goalcover gaps file; choose another -o")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_gaps(path: str | Path, spec: GoalSpec, report: CoverageReport, target: Target | None = None
+              ) -> tuple[list[Gap] | None, str]:
+    """Gaps from ``gaps.json`` if it matches this spec, threshold and target: ``(gaps, "")``, else ``(None, why)``."""
+    path = Path(path)
+    if not path.exists():
+        return None, f"{path} does not exist"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        return None, f"{path} is not valid JSON ({err})"
+    if not isinstance(doc, dict) or doc.get("schema") != GAPS_SCHEMA:
+        return None, f"{path} is not a goalcover gaps file"
+    if doc.get("schema_version") != GAPS_SCHEMA_VERSION:
+        return None, f"{path} has schema version {doc.get('schema_version')}, this goalcover reads {GAPS_SCHEMA_VERSION}"
+    target = target or Target(min_fraction=report.min_coverage)
+    settings = doc.get("settings", {})
+    if doc.get("spec_hash") != spec.content_hash():
+        return None, f"{path} was made with another spec"
+    if settings.get("threshold") != report.threshold or settings.get("target") != asdict(target):
+        return None, f"{path} was made with another threshold or target ({settings.get('threshold')}, {settings.get('target')})"
+    return [Gap.from_dict(g) for g in doc["gaps"]], ""
+
+
+# ---- terminal -----------------------------------------------------------------------------------------------------
+def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
+    """The ranked gaps as plain text for the terminal."""
+    if not gaps:
+        return "No gaps: every subgoal reaches its target support."
+    lines = [f"{len(gaps)} gap(s), ranked by shortfall" + (f" (target: {target.describe()})" if target else "")]
+    for g in gaps:
+        lines.append(
+            f"\n{g.rank}. GAP {g.subgoal} ({g.name}): {g.support}/{g.scored} samples support it ({g.coverage:.0%}); "
+            f"needs {g.required}, short by {g.shortfall}"
+        )
+        if g.low_pairs:
+            lines.append(f"   {g.low_pairs} low-scoring pairs, {g.unexplained} without an explanation")
+        for t in g.themes:
+            named = "" if t.named_by != UNNAMED else " [unnamed: most central explanation]"
+            lines.append(f"   - {t.title}{named} ({t.size} rows)")
+            if t.description:
+                lines.append(f"     {t.description}")
+            lines.append(f"     rows: {_ids(t.row_ids)}")
+            for q in t.quotes:
+                lines.append(f"       \"{_clip(q['explanation'], 140)}\" (row {q['id']}, score {q['score']})")
+        if g.unclustered:
+            lines.append(f"   unclustered: {_ids(g.unclustered)}")
+        if not g.themes:
+            for ev in g.evidence:
+                why = _clip(ev["explanation"] or "(no explanation)", 140)
+                lines.append(f"   row {ev['id']}: score {ev['score']}: {why}")
     return "\n".join(lines)
+
+
+def _ids(ids: Sequence[Any], limit: int = 12) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f", ... (+{len(ids) - limit})" if len(ids) > limit else "")

@@ -1,33 +1,81 @@
-"""The card's chart: coverage per subgoal with the gap line."""
+"""The card's charts: coverage per subgoal with the target line, and the score distribution per subgoal."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from .coverage import CoverageReport
 
 
-def coverage_plot(report: CoverageReport, path: str | Path) -> Path:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _label(name: str, limit: int = 32) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[str] | None = None,
+                  target_fraction: float | None = None, target_label: str | None = None) -> Path:
+    """Horizontal bars: % of scored samples supporting each subgoal (red: gap), dashed line at the target.
+
+    ``gap_ids`` defaults to the report's own gap flags, ``target_fraction`` to ``report.min_coverage``.
+    """
+    plt = _pyplot()
     path = Path(path)
     subs = report.subgoals
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(subs) + 1.4), dpi=110)
-    labels = [s.name if len(s.name) <= 32 else s.name[:31] + "…" for s in subs]
-    colors = ["#d9534f" if s.gap else "#4a90d9" for s in subs]
+    gap_ids = {s.id for s in report.gaps} if gap_ids is None else set(gap_ids)
+    target = report.min_coverage if target_fraction is None else target_fraction
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(subs) + 1.5), dpi=110)
+    colors = ["#d9534f" if s.id in gap_ids else "#4a90d9" for s in subs]
     bars = ax.barh(range(len(subs)), [s.coverage * 100 for s in subs], color=colors)
     for bar, s in zip(bars, subs):
-        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2, f"{s.support}/{s.scored}", va="center", fontsize=8)
-    ax.axvline(report.min_coverage * 100, color="#333", linestyle="--", linewidth=1, label="gap line")
-    ax.set_yticks(range(len(subs)), labels)
+        gap = s.id in gap_ids
+        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2,
+                f"{s.support}/{s.scored}" + (" gap" if gap else ""), va="center", fontsize=8,
+                color="#b52b27" if gap else "#222")
+    ax.axvline(target * 100, color="#333", linestyle="--", linewidth=1,
+               label=target_label or f"target: {target:.0%} of samples")
+    ax.set_yticks(range(len(subs)), [_label(s.name) for s in subs])
+    for tick, s in zip(ax.get_yticklabels(), subs):
+        tick.set_color("#b52b27" if s.id in gap_ids else "#222")
     ax.invert_yaxis()
-    ax.set_xlim(0, 110)
-    ax.set_xlabel(f"% of samples scoring >= {report.threshold}")
-    ax.set_title("Capability coverage (red: gap)")
+    ax.set_xlim(0, 112)
+    ax.set_xlabel(f"% of samples scoring >= {report.threshold} (label: supporting / scored)")
+    ax.set_title("Capability coverage per subgoal (red: gap)")
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def score_heatmap(report: CoverageReport, path: str | Path) -> Path:
+    """Heatmap: rows are subgoals, columns scores 1..5; each cell is the share of scored samples (count printed)."""
+    plt = _pyplot()
+    path = Path(path)
+    subs = report.subgoals
+    counts = [[s.distribution.get(k, 0) for k in range(1, 6)] for s in subs]
+    shares = [[c / s.scored if s.scored else 0.0 for c in row] for s, row in zip(subs, counts)]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(subs) + 1.6), dpi=110)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i, row in enumerate(counts):
+        for k, c in enumerate(row):
+            ax.text(k, i, str(c), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i][k] > 0.6 else "#222")
+    ax.axvline(report.threshold - 1.5, color="#d9534f", linewidth=1.5)  # left of it: does not support
+    ax.set_xticks(range(5), [str(k) for k in range(1, 6)])
+    ax.set_yticks(range(len(subs)), [_label(s.name) for s in subs])
+    ax.set_xlabel(f"score (red line: support threshold {report.threshold})")
+    ax.set_title("Score distribution per subgoal")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of scored samples")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -1,106 +1,178 @@
+"""The dataset card: only goalcover's section and YAML key ever change; the rest of the README stays byte for byte."""
+
+import re
+
 import pytest
+from fake_hub import hub_error
+from fake_run import SPEC, dataset
 
-from goalcover_hf.card import END, START, CardError, merge_card, read_card, write_card
-from goalcover_hf.coverage import coverage_from_scores
-from goalcover_hf.gaps import Gap
+from goalcover_hf.card import (
+    END, HEATMAP_NAME, PLOT_NAME, START, CardError, card_summary, merge_card, read_card, render_section, write_card,
+)
+from goalcover_hf.coverage import compute_coverage
+from goalcover_hf.gaps import Target, find_gaps
 
-PROVENANCE = {"goal": "Answer medication questions", "spec_hash": "abc123", "model": "tiny@1", "engine": "transformers",
-              "prompt_version": "score_v1@x", "mode": "generate", "explain": "all", "embedded": True}
+PROVENANCE = {"goal": SPEC.goal, "spec_hash": SPEC.content_hash(), "model": "test-judge", "engine": "transformers",
+              "prompt_version": "score_v1@test", "mode": "generate", "explain": "all", "threshold": 4}
 
-
-def report():
-    return coverage_from_scores({"dose": [5, 4, 1], "warn": [1, 1, 2]}, {"dose": "States a dose", "warn": "Warns"})
-
-
-def gaps():
-    return [Gap("warn", "Warns", 0.0, 0, 3, [{"row": 0, "id": "r0", "score": 1, "expected": 1.0, "explanation": "No risk named."}])]
-
-
-BODY = "# My dataset\n\nSome text I wrote.\n\n## Licence\nMIT\n"
+UNRELATED = (
+    "---\n"
+    "# a comment the user wrote\n"
+    "license: cc-by-4.0   # trailing comment\n"
+    "tags:\n"
+    "- medical\n"
+    "  # indented comment\n"
+    "configs:\n"
+    "  - config_name: default\n"
+    "    data_files: data/*.parquet\n"
+    "\n"
+    "---\n"
+    "# My dataset\n"
+    "\n"
+    "Hand-written text with *markdown*, trailing spaces   \n"
+    "and no final newline"
+)
 READMES = {
-    "no_header": BODY,
-    "empty_header": "---\n---\n" + BODY,
-    "unrelated_keys": "---\nlicense: mit\n# a comment I keep\ntags:\n  - medical\n  - qa\npretty_name: Mine\n---\n" + BODY,
-    "empty_file": "",
+    "none": "",
+    "no_header": "# Title\n\nSome text.\n",
+    "empty_header": "---\n---\n",
+    "empty_header_body": "---\n---\n\nBody after an empty header.\n\n\n",
+    "unrelated_keys": UNRELATED,
+    "crlf": "---\r\nlicense: mit\r\n---\r\n# Windows card\r\n\r\nLine two.\r\n",
+    "markers_in_middle": f"# Top\n\nBefore.\n\n{START}\nold generated text\n{END}\n\nAfter the section: mine.\n",
 }
 
 
-def strip_tool_parts(text):
-    """Remove the goalcover key and section; what is left must be the user's bytes."""
-    if START in text:
-        head, rest = text.split(START, 1)
-        text = head + rest.split(END, 1)[1]
-    lines = text.splitlines(keepends=True)
-    out, skipping = [], False
-    for line in lines:
-        if line.startswith("goalcover:"):
-            skipping = True
-            continue
-        if skipping and line.startswith(" "):
-            continue
-        skipping = False
-        out.append(line)
-    return "".join(out)
+def strip_ours(text: str) -> str:
+    """The README with goalcover's section content and YAML key block removed: what the user owns."""
+    text = re.sub(re.escape(START) + r".*?" + re.escape(END), START + END, text, flags=re.S)
+    return re.sub(r"^goalcover:\n(?:[ \t].*\n|\n(?=[ \t]))*", "", text, flags=re.M)
 
 
-@pytest.mark.parametrize("name", list(READMES))
-def test_every_byte_outside_is_kept_across_reruns(tmp_path, name):
-    original = READMES[name]
-    summary = {"spec_hash": "abc", "subgoals": {"dose": {"coverage": 0.67}}}
-    once = merge_card(original, "## Capability coverage\nfirst\n", summary)
-    twice = merge_card(once, "## Capability coverage\nsecond\n", {**summary, "spec_hash": "def"})
-    thrice = merge_card(twice, "## Capability coverage\nsecond\n", {**summary, "spec_hash": "def"})
-    assert thrice == twice  # idempotent
-    assert "first" not in twice and "second" in twice
-    for text in (once, twice):
-        kept = strip_tool_parts(text)
-        if name in ("no_header", "empty_file"):
-            assert kept.startswith("---\n---\n")
-            kept = kept[len("---\n---\n"):]
-        assert kept.rstrip("\n") == original.rstrip("\n") or kept == original
-        assert original in kept  # the user's text is there, contiguous, unchanged
+def reports():
+    ds = dataset()
+    first = compute_coverage(ds, SPEC)
+    second = compute_coverage(ds, SPEC, threshold=3, min_coverage=0.5)  # different numbers, different section
+    return (first, find_gaps(ds, SPEC, first, cluster=False)), (second, find_gaps(ds, SPEC, second, cluster=False))
 
 
-def test_user_text_after_the_section_is_kept(tmp_path):
-    text = merge_card(BODY, "S1\n", {"a": 1})
-    text = text + "\n## Added later by the user\nkeep me\n"
-    again = merge_card(text, "S2\n", {"a": 2})
-    assert again.endswith(f"{END}\n\n## Added later by the user\nkeep me\n")
-    assert "S2" in again and "S1" not in again
-
-
-@pytest.mark.parametrize("body", [BODY + START + "\nhalf\n", BODY + END + "\n", BODY + f"{START}\n{END}\n{START}\n{END}\n",
-                                  BODY + f"{END}\n{START}\n"])
-def test_damaged_markers_are_refused(body):
-    with pytest.raises(CardError, match="markers are damaged"):
-        merge_card(body, "S\n", {"a": 1})
-
-
-def test_broken_yaml_header_is_refused():
-    with pytest.raises(CardError, match="not valid YAML"):
-        merge_card("---\nlicense: [mit\n---\nbody\n", "S\n", {"a": 1})
-    with pytest.raises(CardError, match="never closed"):
-        merge_card("---\nlicense: mit\nbody\n", "S\n", {"a": 1})
-
-
-def test_write_card_renders_section_plot_and_yaml(tmp_path):
+@pytest.mark.parametrize("case", sorted(READMES))
+def test_only_section_and_key_change(tmp_path, case):
+    original = READMES[case]
     readme = tmp_path / "README.md"
-    readme.write_text(READMES["unrelated_keys"], encoding="utf-8")
-    write_card(readme, report(), PROVENANCE, gaps())
-    text = readme.read_text(encoding="utf-8")
-    assert "## Capability coverage" in text
-    assert "| **States a dose** (`dose`) | 2/3 | 67% |" in text
-    assert "⚠️ gap" in text and "`r0` (score 1)" in text
-    assert "for trying the pipeline" in text  # the embedded-model warning
-    assert "![Coverage per subgoal](goalcover_coverage.png)" in text
-    png = tmp_path / "goalcover_coverage.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    data = read_card(readme)
-    assert data["spec_hash"] == "abc123"
-    assert data["subgoals"]["dose"] == {"coverage": 0.6667, "support": 2, "scored": 3, "mean": 3.333}
-    assert data["gaps"] == ["warn"]
+    if case != "none":
+        readme.write_bytes(original.encode())
+    (r1, g1), (r2, g2) = reports()
+    write_card(readme, r1, PROVENANCE, g1)
+    first = readme.read_bytes().decode()
+    write_card(readme, r2, PROVENANCE, g2, target=Target(0.5))
+    second = readme.read_bytes().decode()
+    write_card(readme, r2, PROVENANCE, g2, target=Target(0.5))
+    third = readme.read_bytes().decode()
+    assert first != second and second == third  # the section follows the report; reruns are stable
+    assert strip_ours(first) == strip_ours(second)  # every byte outside ours is the same across runs
+    outside = strip_ours(first)
+    # ...and it is the original, plus only the header lines and the marker pair the first run had to add.
+    if original.startswith("---"):
+        header_end = original.index("---", 3) if case != "crlf" else original.index("---\r\n", 3)
+        assert outside.startswith(original[:header_end])
+        body = original[original.index("\n", header_end) + 1:]
+    else:
+        assert outside.startswith("---\n---\n")
+        body = original
+    rest = outside[outside.index("---", 3):]
+    rest = rest[rest.index("\n") + 1:]
+    if START in original:
+        assert rest == body.replace("\nold generated text\n", "")
+    else:
+        assert rest.startswith(body) and rest[len(body):].strip() == START + END
+    for text in (first, second):
+        assert text.count(START) == 1 and text.count(END) == 1
+    if case == "crlf":
+        assert "# Windows card\r\n\r\nLine two.\r\n" in second
+    assert read_card(readme) == card_summary(r2, PROVENANCE, g2, Target(0.5))
+    assert (tmp_path / PLOT_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / HEATMAP_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unrelated_keys_are_kept_for_the_hub(tmp_path):
     from huggingface_hub import DatasetCard
 
-    card = DatasetCard.load(readme)
-    assert card.data.license == "mit" and card.data.tags == ["medical", "qa"]
-    assert "# a comment I keep" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(UNRELATED)
+    (report, gaps), _ = reports()
+    write_card(readme, report, PROVENANCE, gaps)
+    data = DatasetCard.load(readme).data.to_dict()
+    assert data["license"] == "cc-by-4.0" and data["tags"] == ["medical"]
+    assert data["configs"] == [{"config_name": "default", "data_files": "data/*.parquet"}]
+    assert data["goalcover"]["subgoals"]["explains_use"] == {"coverage": 0.75, "support": 15, "scored": 20,
+                                                            "mean": 4.25}
+
+
+def test_section_content(tmp_path):
+    (report, gaps), _ = reports()
+    gaps = find_gaps(dataset(), SPEC, report)  # with themes
+    text = render_section(report, PROVENANCE | {"embedded": True}, gaps, repo_id="me/meds")
+    assert "Judge quality" in text and "How to read this" in text
+    assert f"]({PLOT_NAME})" in text and f"]({HEATMAP_NAME})" in text
+    order = [text.index(f"(`{sid}`): ") for sid in ("states_dose", "advises_clinician", "warns_side_effects")]
+    assert order == sorted(order)  # ranked
+    assert "short by 4" in text and "short by 1" in text
+    # evidence rows link to the Hub viewer at their position
+    assert "[`r07`](https://huggingface.co/datasets/me/meds/viewer/default/train?row=7)" in text
+    assert "| `score_v1@test` |" in text and SPEC.content_hash() in text
+    local = render_section(report, PROVENANCE, gaps)
+    assert "Judge quality" not in local and "`r07`" in local and "huggingface.co" not in local
+
+
+def test_damaged_markers_and_bad_yaml_are_refused(tmp_path):
+    (report, gaps), _ = reports()
+    section, summary = render_section(report, PROVENANCE, gaps), card_summary(report, PROVENANCE, gaps)
+    with pytest.raises(CardError, match="markers are damaged"):
+        merge_card(f"{START}\n{START}\n{END}\n", section, summary)
+    with pytest.raises(CardError, match="never closed"):
+        merge_card("---\nlicense: mit\n# body\n", section, summary)
+    with pytest.raises(CardError, match="not valid YAML"):
+        merge_card("---\nlicense: [mit\n---\n", section, summary)
+    readme = tmp_path / "README.md"
+    readme.write_text("---\nlicense: [mit\n---\nmine\n")
+    with pytest.raises(CardError):
+        write_card(readme, report, PROVENANCE, gaps)
+    assert readme.read_text() == "---\nlicense: [mit\n---\nmine\n"  # untouched
+
+
+def test_read_card_paths_and_errors(tmp_path):
+    assert read_card(_write(tmp_path / "plain.md", "# no header\n")) is None
+    assert read_card(_write(tmp_path / "other.md", "---\nlicense: mit\n---\n")) is None
+    with pytest.raises(CardError, match="no such card file"):
+        read_card(tmp_path / "missing.md")
+    (report, gaps), _ = reports()
+    folder = tmp_path / "card"
+    write_card(folder / "README.md", report, PROVENANCE, gaps)
+    assert read_card(folder)["spec_hash"] == SPEC.content_hash()
+
+
+def test_read_card_from_the_hub(tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    (report, gaps), _ = reports()
+    write_card(tmp_path / "README.md", report, PROVENANCE, gaps)
+    calls = []
+
+    def fake_download(self, repo_id, filename, **kwargs):
+        calls.append((repo_id, filename, kwargs.get("repo_type"), kwargs.get("revision")))
+        if repo_id != "me/meds":
+            raise hub_error(RepositoryNotFoundError)
+        return str(tmp_path / "README.md")
+
+    monkeypatch.setattr(HfApi, "hf_hub_download", fake_download)
+    assert read_card("me/meds", revision="v1")["gaps"] == [g.subgoal for g in gaps]
+    assert calls == [("me/meds", "README.md", "dataset", "v1")]
+    with pytest.raises(CardError, match="no such dataset"):
+        read_card("me/other")
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

@@ -1,0 +1,106 @@
+import pytest
+
+from goalcover_hf.card import END, START, CardError, merge_card, read_card, write_card
+from goalcover_hf.coverage import coverage_from_scores
+from goalcover_hf.gaps import Gap
+
+PROVENANCE = {"goal": "Answer medication questions", "spec_hash": "abc123", "model": "tiny@1", "engine": "transformers",
+              "prompt_version": "score_v1@x", "mode": "generate", "explain": "all", "embedded": True}
+
+
+def report():
+    return coverage_from_scores({"dose": [5, 4, 1], "warn": [1, 1, 2]}, {"dose": "States a dose", "warn": "Warns"})
+
+
+def gaps():
+    return [Gap("warn", "Warns", 0.0, 0, 3, [{"row": 0, "id": "r0", "score": 1, "expected": 1.0, "explanation": "No risk named."}])]
+
+
+BODY = "# My dataset\n\nSome text I wrote.\n\n## Licence\nMIT\n"
+READMES = {
+    "no_header": BODY,
+    "empty_header": "---\n---\n" + BODY,
+    "unrelated_keys": "---\nlicense: mit\n# a comment I keep\ntags:\n  - medical\n  - qa\npretty_name: Mine\n---\n" + BODY,
+    "empty_file": "",
+}
+
+
+def strip_tool_parts(text):
+    """Remove the goalcover key and section; what is left must be the user's bytes."""
+    if START in text:
+        head, rest = text.split(START, 1)
+        text = head + rest.split(END, 1)[1]
+    lines = text.splitlines(keepends=True)
+    out, skipping = [], False
+    for line in lines:
+        if line.startswith("goalcover:"):
+            skipping = True
+            continue
+        if skipping and line.startswith(" "):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("name", list(READMES))
+def test_every_byte_outside_is_kept_across_reruns(tmp_path, name):
+    original = READMES[name]
+    summary = {"spec_hash": "abc", "subgoals": {"dose": {"coverage": 0.67}}}
+    once = merge_card(original, "## Capability coverage\nfirst\n", summary)
+    twice = merge_card(once, "## Capability coverage\nsecond\n", {**summary, "spec_hash": "def"})
+    thrice = merge_card(twice, "## Capability coverage\nsecond\n", {**summary, "spec_hash": "def"})
+    assert thrice == twice  # idempotent
+    assert "first" not in twice and "second" in twice
+    for text in (once, twice):
+        kept = strip_tool_parts(text)
+        if name in ("no_header", "empty_file"):
+            assert kept.startswith("---\n---\n")
+            kept = kept[len("---\n---\n"):]
+        assert kept.rstrip("\n") == original.rstrip("\n") or kept == original
+        assert original in kept  # the user's text is there, contiguous, unchanged
+
+
+def test_user_text_after_the_section_is_kept(tmp_path):
+    text = merge_card(BODY, "S1\n", {"a": 1})
+    text = text + "\n## Added later by the user\nkeep me\n"
+    again = merge_card(text, "S2\n", {"a": 2})
+    assert again.endswith(f"{END}\n\n## Added later by the user\nkeep me\n")
+    assert "S2" in again and "S1" not in again
+
+
+@pytest.mark.parametrize("body", [BODY + START + "\nhalf\n", BODY + END + "\n", BODY + f"{START}\n{END}\n{START}\n{END}\n",
+                                  BODY + f"{END}\n{START}\n"])
+def test_damaged_markers_are_refused(body):
+    with pytest.raises(CardError, match="markers are damaged"):
+        merge_card(body, "S\n", {"a": 1})
+
+
+def test_broken_yaml_header_is_refused():
+    with pytest.raises(CardError, match="not valid YAML"):
+        merge_card("---\nlicense: [mit\n---\nbody\n", "S\n", {"a": 1})
+    with pytest.raises(CardError, match="never closed"):
+        merge_card("---\nlicense: mit\nbody\n", "S\n", {"a": 1})
+
+
+def test_write_card_renders_section_plot_and_yaml(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(READMES["unrelated_keys"], encoding="utf-8")
+    write_card(readme, report(), PROVENANCE, gaps())
+    text = readme.read_text(encoding="utf-8")
+    assert "## Capability coverage" in text
+    assert "| **States a dose** (`dose`) | 2/3 | 67% |" in text
+    assert "⚠️ gap" in text and "`r0` (score 1)" in text
+    assert "for trying the pipeline" in text  # the embedded-model warning
+    assert "![Coverage per subgoal](goalcover_coverage.png)" in text
+    png = tmp_path / "goalcover_coverage.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = read_card(readme)
+    assert data["spec_hash"] == "abc123"
+    assert data["subgoals"]["dose"] == {"coverage": 0.6667, "support": 2, "scored": 3, "mean": 3.333}
+    assert data["gaps"] == ["warn"]
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(readme)
+    assert card.data.license == "mit" and card.data.tags == ["medical", "qa"]
+    assert "# a comment I keep" in text
