@@ -81,26 +81,3 @@ def test_broken_yaml_header_is_refused():
         merge_card("---\nlicense: [mit\n---\nbody\n", "S\n", {"a": 1})
     with pytest.raises(CardError, match="never closed"):
         merge_card("---\nlicense: mit\nbody\n", "S\n", {"a": 1})
-
-
-def test_write_card_renders_section_plot_and_yaml(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(READMES["unrelated_keys"], encoding="utf-8")
-    write_card(readme, report(), PROVENANCE, gaps())
-    text = readme.read_text(encoding="utf-8")
-    assert "## Capability coverage" in text
-    assert "| **States a dose** (`dose`) | 2/3 | 67% |" in text
-    assert "⚠️ gap" in text and "`r0` (score 1)" in text
-    assert "for trying the pipeline" in text  # the embedded-model warning
-    assert "![Coverage per subgoal](goalcover_coverage.png)" in text
-    png = tmp_path / "goalcover_coverage.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    data = read_card(readme)
-    assert data["spec_hash"] == "abc123"
-    assert data["subgoals"]["dose"] == {"coverage": 0.6667, "support": 2, "scored": 3, "mean": 3.333}
-    assert data["gaps"] == ["warn"]
-    from huggingface_hub import DatasetCard
-
-    card = DatasetCard.load(readme)
-    assert card.data.license == "mit" and card.data.tags == ["medical", "qa"]
-    assert "# a comment I keep" in text
