@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -43,11 +43,12 @@ class Finding:
     subgoals: tuple[str, ...] = ()
     source: str = "heuristic"  # heuristic | model | embedding
     suggestion: str = ""
+    similarity: float | None = None  # overlap: cosine similarity of the pair
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["subgoals"] = list(self.subgoals)
-        return {k: v for k, v in data.items() if v != ""}
+        return {k: v for k, v in data.items() if v not in ("", None)}
 
 
 # ---- atomic: heuristic -------------------------------------------------------------------------------------------
@@ -167,9 +168,10 @@ def overlap_findings(spec: GoalSpec, threshold: float = DEFAULT_OVERLAP,
     for i in range(len(subs)):
         for j in range(i + 1, len(subs)):
             if sims[i][j] >= threshold:
+                cos = round(float(sims[i][j]), 3)
                 found.append(Finding(
-                    "overlap", f"'{subs[i].name}' and '{subs[j].name}' are near-duplicates (cosine {sims[i][j]:.2f})",
-                    (subs[i].id, subs[j].id), "embedding", "merge them, or make each description more distinct"))
+                    "overlap", f"'{subs[i].name}' and '{subs[j].name}' are near-duplicates (cosine {cos:.2f})",
+                    (subs[i].id, subs[j].id), "embedding", "merge them, or make the descriptions distinct", cos))
     return found
 
 
@@ -293,7 +295,7 @@ class Checker:
                 self._sub_cache[key(sub)] = [f for f in new if f.subgoals == (sub.id,)]
         findings = []
         for sub in spec.subgoals:  # re-label cached findings with the subgoal's current id
-            findings += [Finding(f.check, f.message, (sub.id,), f.source, f.suggestion) for f in self._sub_cache[key(sub)]]
+            findings += [replace(f, subgoals=(sub.id,)) for f in self._sub_cache[key(sub)]]
         cover_key = (spec.goal, tuple((s.name, s.description) for s in spec.subgoals))
         if cover_key not in self._coverage_cache:
             self._coverage_cache[cover_key] = model_coverage_finding(spec, self.engine)

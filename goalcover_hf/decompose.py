@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -41,6 +42,7 @@ class ProposedSubgoalWithExample(ProposedSubgoal):
     example: str = Field(min_length=10, max_length=160)
 
 
+@lru_cache(maxsize=None)  # one class per shape, so the engine compiles its automaton once
 def proposal_schema(min_n: int, max_n: int, with_example: bool = False) -> type[BaseModel]:
     item = ProposedSubgoalWithExample if with_example else ProposedSubgoal
 

@@ -8,10 +8,11 @@ calls them, re-runs the checks and prints the list with each subgoal's findings 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace as _replace_field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .checks import Checker, Finding, with_findings
+from .checks import CHECKS, Checker, Finding, with_findings
 from .decompose import Proposer, slug, to_spec
 from .spec import GoalSpec
 
@@ -138,7 +139,7 @@ def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[
 
     lines = [f"Goal: {spec.goal}"]
     for k, s in enumerate(spec.subgoals, 1):
-        mine = [f for f in findings if s.id in f.subgoals]
+        mine = sorted((f for f in findings if s.id in f.subgoals), key=lambda f: CHECKS.index(f.check))
         mark = "ok" if not mine else f"{len(mine)} finding{'s' if len(mine) > 1 else ''}"
         mark += ", reviewed" if s.id in reviewed else ""
         lines.append(f"{k:>2}. {s.name} [{s.id}] ({mark})")
@@ -146,8 +147,12 @@ def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[
         for field in OPTIONAL:
             if getattr(s, field):
                 lines.append(f"      {LABELS[field]} {getattr(s, field)}")
-        if mine:
-            lines.append(format_findings(mine, command=command))
+        for f in mine:
+            if f.check == "overlap":  # say it from this subgoal's side: overlaps with which other one
+                other = next(i for i in f.subgoals if i != s.id)
+                f = _replace_field(f, message=f"with {number[other]}. '{spec.subgoal(other).name}' "
+                                       f"(cosine {f.similarity:.2f})")
+            lines.append(format_findings([f], command=command))
     goal_level = [f for f in findings if not f.subgoals]
     if goal_level:
         lines.append("Goal coverage:")
