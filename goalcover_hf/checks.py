@@ -99,16 +99,18 @@ def atomic_heuristic(sub: Subgoal) -> list[Finding]:
 
 
 # ---- independently evaluable: heuristic --------------------------------------------------------------------------
+_SAMPLES = r"(?:samples|examples|rows|records|conversations|documents|questions|answers|data|topics)"
+# Kept narrow on purpose: "frequency", "balanced diet" or "a variety of options" can describe one sample.
 _DATASET_LEVEL = [
     (r"\b(?:the |training |whole |entire )*(?:dataset|data set|corpus|training data)\b", "speaks of the dataset"),
-    (r"\b(?:im|un)?balanced?\b", "balance is a property of many samples"),
-    (r"\bdivers(?:e|ity)\b|\bvariety\b|\bwide range of\b", "diversity is a property of many samples"),
-    (r"\b(?:distribution|proportion|percentage|ratio|frequency|majority|minority)\b|\d+\s?%",
+    (r"\b(?:is |are |be |stay |kept )?(?:im|un)?balanced (?:across|between|among|over)\b|\bclass (?:im)?balance\b",
+     "balance is a property of many samples"),
+    (r"\bdivers(?:e|ity)\b|\bwide range of\b", "diversity is a property of many samples"),
+    (rf"\b(?:distribution|proportion|percentage|share|majority|minority) of (?:the )?{_SAMPLES}\b|\d+\s?% of\b",
      "a share or distribution needs many samples"),
-    (r"\b(?:across|between|among) (?:the |all |different |many |multiple )?(?:samples|examples|rows|records|"
-     r"conversations|documents)\b", "compares samples with each other"),
-    (r"\b(?:all|most|many|several|enough|some|few) (?:of the )?(?:samples|examples|rows|records|conversations)\b",
-     "counts samples"),
+    (rf"\b(?:across|between|among) (?:the |all |different |many |multiple )?{_SAMPLES}\b",
+     "compares samples with each other"),
+    (rf"\b(?:all|most|many|several|enough|some|few) (?:of the )?{_SAMPLES}\b", "counts samples"),
     (r"\b(?:duplicates?|deduplicated|near-duplicates?)\b", "duplication is a property of many samples"),
 ]
 

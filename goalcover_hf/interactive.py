@@ -188,6 +188,11 @@ class Session:
         self.output = Path(output) if output else None
         self.force, self.dirty = force, dirty
         self.ask, self.say = ask or _tty_input, say or (lambda text: print(text, flush=True))
+        if ask is None and sys.stdin.isatty():
+            try:
+                import readline  # noqa: F401  (line editing and history for input() in a terminal)
+            except ImportError:
+                pass
         self.history: list[GoalSpec] = []
         self.reviewed: set[str] = set(spec.meta.get("reviewed", []))
         self.findings: list[Finding] = []

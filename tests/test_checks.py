@@ -49,8 +49,14 @@ def test_evaluable_heuristic_flags_dataset_level_subgoals(description):
     assert len(found) == 1 and found[0].check == "evaluable"
 
 
-def test_evaluable_heuristic_passes_per_sample_subgoals():
-    assert evaluable_heuristic(sub("x", "States a dose", "The answer in this sample gives a dose with units.")) == []
+@pytest.mark.parametrize("description", [
+    "The answer in this sample gives a dose with units.",
+    "The answer gives a dose with units and frequency.",
+    "The answer recommends a balanced diet.",
+    "The answer lists a variety of treatment options.",
+])
+def test_evaluable_heuristic_passes_per_sample_subgoals(description):
+    assert evaluable_heuristic(sub("x", "Per sample", description)) == []
 
 
 def test_overlap_flags_near_identical_subgoals_only():
