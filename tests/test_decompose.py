@@ -125,3 +125,11 @@ def test_real_engine_proposal_is_a_valid_spec(tiny_model):
     assert len(spec.subgoals) == 1
     sub = spec.subgoals[0]
     assert sub.name and sub.description and sub.low and sub.mid and sub.high
+
+
+def test_decompose_api_interactive_runs_the_session(monkeypatch):
+    keys = iter(["delete 1", "save"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(keys))
+    spec = goalcover_hf.decompose(GOAL, model=engine_for(), interactive=True, model_checks=False)
+    assert [s.id for s in spec.subgoals] == ["balanced_classes", "states_dose_2"]
+    assert spec.meta["checks"]["findings"][0]["check"] == "evaluable"
