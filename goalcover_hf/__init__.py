@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .card import read_card, write_card
 from .coverage import CoverageReport, compute_coverage, coverage_from_scores
+from .decompose import decompose  # light: the engine loads only when a proposal is asked for
 from .gaps import find_gaps
 from .models import resolve_model
 from .scorer import Scorer, score
@@ -22,10 +23,3 @@ __all__ = [
     "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
 ]
 
-
-def __getattr__(name):
-    if name == "decompose":  # imported lazily: it pulls in the engine stack
-        from .decompose import decompose
-
-        return decompose
-    raise AttributeError(name)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .checks import DEFAULT_OVERLAP
 from .coverage import DEFAULT_MIN_COVERAGE
 from .gaps import DEFAULT_DISTANCE, DEFAULT_MAX_THEMES, DEFAULT_MIN_THEME
 from .models import EMBEDDED_WARNING
@@ -28,23 +29,50 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
 
 # ---- decompose ---------------------------------------------------------------------------------------------------
 def cmd_decompose(args) -> int:
-    from .decompose import decompose
-    from .interactive import edit_loop
+    from transformers.utils import logging as hf_logging
 
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        print(f"error: {out} exists; pass --force to replace it or choose another -o", file=sys.stderr)
+    from .checks import Checker, with_findings
+    from .decompose import Proposer, load_examples
+    from .interactive import Session, render_list
+    from .spec import GoalSpec
+
+    if not args.goal and not args.from_spec:
+        print("error: give the goal in quotes, or --from SPEC to refine an existing spec", file=sys.stderr)
         return 2
-    _warn_if_embedded(args.model)
-    print(f"Asking {args.model} to decompose the goal (this takes a minute on a CPU)...", file=sys.stderr)
-    spec = decompose(args.goal, model=args.model, min_subgoals=args.min, max_subgoals=args.max)
-    if not args.yes:
-        spec = edit_loop(spec)
-        if spec is None:
-            print("Nothing saved.", file=sys.stderr)
-            return 1
-    spec.save(out, overwrite=True)
-    print(f"Saved {len(spec.subgoals)} subgoals to {out}")
+    out = Path(args.output or args.from_spec or "goal.yaml")
+    if out.exists() and not args.force:
+        if args.yes:
+            print(f"error: {out} exists; pass --force to replace it or choose another -o", file=sys.stderr)
+            return 2
+        print(f"Note: {out} exists; saving will ask before replacing it.", file=sys.stderr)
+    hf_logging.disable_progress_bar()  # loading bars would interleave with the session's prompts
+    texts = load_examples(args.examples, n=args.n, template=args.template, split=args.split) if args.examples else ()
+    proposer = Proposer(args.model, args.min, args.max, texts, args.with_example)
+    uses_model = not args.from_spec or not args.no_model_checks
+    if uses_model:
+        _warn_if_embedded(args.model)
+    if args.from_spec:
+        spec = GoalSpec.load(args.from_spec)
+        if args.goal:
+            spec = spec.model_copy(update={"goal": args.goal.strip()})
+    else:
+        print(f"Asking {args.model} to decompose the goal (a minute or two on a CPU)...", file=sys.stderr)
+        spec = proposer.propose(args.goal, args.hint or "")
+    if args.examples:
+        spec.meta["grounding"] = {"data": args.examples, "rows": len(texts)}
+    checker = Checker(None if args.no_model_checks else args.model, args.overlap_threshold)
+    if args.yes:
+        findings = checker.run(spec)
+        spec = with_findings(spec, checker, findings)
+        print(render_list(spec, findings))
+        spec.save(out, overwrite=True)
+        print(f"Saved {len(spec.subgoals)} subgoals to {out}")
+        return 0
+    dirty = not args.from_spec or spec.goal != GoalSpec.load(args.from_spec).goal
+    session = Session(spec, checker, proposer=proposer, output=out, force=args.force, dirty=dirty)
+    if session.run() is None:
+        print("Nothing saved.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -213,14 +241,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("decompose", help="decompose a goal into subgoals and save a spec")
-    p.add_argument("goal", help="the high-level goal, in quotes")
-    p.add_argument("-o", "--output", default="goal.yaml", help="spec file to write (default goal.yaml)")
-    p.add_argument("--model", default="embedded", help="embedded | HF id | folder | .gguf")
+    p = sub.add_parser("decompose", help="decompose a goal into subgoals, check them, shape them, save a spec",
+                       description="The model proposes subgoals; you accept, edit, split, merge, delete, add, "
+                       "regenerate and reorder them while checks (atomic, evaluable, overlap, goal coverage) run on "
+                       "every change; then save. Works with piped stdin too.")
+    p.add_argument("goal", nargs="?", help="the high-level goal, in quotes (optional with --from)")
+    p.add_argument("--from", dest="from_spec", metavar="SPEC",
+                   help="start from an existing spec or proposal YAML instead of asking the model (and save to it)")
+    p.add_argument("-o", "--output", help="spec file to write (default: the --from file, else goal.yaml)")
+    p.add_argument("--model", default="embedded", help="embedded | HF id | folder | .gguf (proposals and model checks)")
     p.add_argument("--min", type=int, default=3, help="fewest subgoals (default 3)")
     p.add_argument("--max", type=int, default=8, help="most subgoals (default 8, at most 12)")
-    p.add_argument("--yes", action="store_true", help="accept the proposal without asking")
-    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    p.add_argument("--examples", metavar="DATA", help="show the model rows of this data (file, folder or Hub id) "
+                   "so proposals use its vocabulary; rows are never taken as correct answers")
+    p.add_argument("--n", type=int, default=20, help="how many rows --examples shows (default 20)")
+    p.add_argument("--template", help="Jinja template turning an --examples row into text")
+    p.add_argument("--split", default="train", help="split of --examples (default train)")
+    p.add_argument("--with-example", action="store_true", help="also ask for a sample that would score 5, per subgoal")
+    p.add_argument("--hint", help="what you want from the proposal, e.g. 'focus on safety'")
+    p.add_argument("--no-model-checks", action="store_true",
+                   help="skip the model's atomic/evaluable/coverage checks (heuristics and overlap still run)")
+    p.add_argument("--overlap-threshold", type=float, default=DEFAULT_OVERLAP,
+                   help=f"cosine similarity at which two subgoals overlap (default {DEFAULT_OVERLAP})")
+    p.add_argument("--yes", action="store_true", help="no session: accept the proposal, print the checks, save")
+    p.add_argument("--force", action="store_true", help="replace the output file without asking")
     p.set_defaults(func=cmd_decompose)
 
     p = sub.add_parser("score", help="score every sample against every subgoal")

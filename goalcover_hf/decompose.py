@@ -1,19 +1,32 @@
-"""Decomposition: ask the model for atomic subgoals of a goal (Outlines schema), return a GoalSpec."""
+"""Decomposition: ask the model for atomic subgoals of a goal (Outlines schema), check them, return a GoalSpec.
+
+The pure pieces (:func:`to_spec`, :class:`Proposer`, :func:`load_examples`) are what the interactive session in
+:mod:`goalcover_hf.interactive` calls; :func:`decompose` is the one-call Python API.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from .engines import get_engine
 from .logging import get_logger
 from .prompts import load_prompt
 from .spec import GoalSpec, Subgoal
 
 logger = get_logger(__name__)
+
+EXAMPLE_CHARS = 500  # per grounding row shown to the model: enough for its vocabulary, cheap to prefill
+TOKENS_PER_SUBGOAL = 220  # bound for one generated subgoal (all its strings are length-capped)
+
+
+class DecomposeError(ValueError):
+    """The model's proposal could not be used; the message says what to do instead."""
 
 
 class ProposedSubgoal(BaseModel):
@@ -21,72 +34,202 @@ class ProposedSubgoal(BaseModel):
     name: str = Field(min_length=3, max_length=48)
     description: str = Field(min_length=10, max_length=140)
     low: str = Field(min_length=3, max_length=90)
+    mid: str = Field(min_length=3, max_length=90)
     high: str = Field(min_length=3, max_length=90)
 
 
-def proposal_schema(min_n: int, max_n: int) -> type[BaseModel]:
+class ProposedSubgoalWithExample(ProposedSubgoal):
+    example: str = Field(min_length=10, max_length=160)
+
+
+@lru_cache(maxsize=None)  # one class per shape, so the engine compiles its automaton once
+def proposal_schema(min_n: int, max_n: int, with_example: bool = False) -> type[BaseModel]:
+    item = ProposedSubgoalWithExample if with_example else ProposedSubgoal
+
     class Proposal(BaseModel):
-        subgoals: list[ProposedSubgoal] = Field(min_length=min_n, max_length=max_n)
+        subgoals: list[item] = Field(min_length=min_n, max_length=max_n)
 
     return Proposal
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-    return (slug if slug[:1].isalpha() else f"s_{slug}")[:40] or "subgoal"
+def slug(text: str) -> str:
+    """A valid subgoal id from any text: ``slug("Cites the dose!") == "cites_the_dose"``."""
+    value = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    value = value if value[:1].isalpha() else f"s_{value}"
+    return value[:48].rstrip("_") or "subgoal"
 
 
 def to_spec(goal: str, proposed: Sequence[dict], meta: dict | None = None) -> GoalSpec:
-    """Turn proposed subgoal dicts into a valid GoalSpec: clean ids, make them unique, drop empty entries."""
+    """Turn subgoal dicts into a valid GoalSpec: clean ids, make them unique, drop entries without name/description.
+
+    Example:
+        >>> to_spec("Answer medication questions", [{"name": "States a dose", "description": "Gives a dose."}])
+    """
     subgoals, seen = [], set()
     for item in proposed:
         if not str(item.get("name", "")).strip() or not str(item.get("description", "")).strip():
             continue
-        base = _slug(str(item.get("id") or item["name"]))
+        base = slug(str(item.get("id") or item["name"]))
         sid, k = base, 2
         while sid in seen:
-            sid, k = f"{base}_{k}", k + 1
+            sid, k = f"{base[:44]}_{k}", k + 1
         seen.add(sid)
-        subgoals.append(Subgoal(id=sid, name=item["name"], description=item["description"],
-                                low=item.get("low", ""), high=item.get("high", "")))
-    return GoalSpec(goal=goal, subgoals=subgoals, meta=meta or {})
+        fields = {f: str(item.get(f) or "").strip() for f in ("low", "mid", "high", "example")}
+        subgoals.append(Subgoal(id=sid, name=item["name"], description=item["description"], **fields))
+    return GoalSpec(goal=goal, subgoals=subgoals, meta=dict(meta or {}))
+
+
+def load_examples(source: str, n: int = 20, template: str | None = None, split: str = "train") -> list[str]:
+    """Render the first ``n`` rows of ``source`` as the text the model will see when grounding a proposal.
+
+    Rows that cannot be rendered are skipped with a warning that names them.
+
+    Example:
+        >>> load_examples("../shared/data/external/medical_qa.jsonl", n=3)
+    """
+    from .data import DataError, load_data
+    from .formats import RowFormatError, RowRenderer
+
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    ds = load_data(source, split=split, limit=n)
+    renderer = RowRenderer(columns=ds.column_names, template=template)
+    texts = []
+    for k, row in enumerate(ds):
+        try:
+            texts.append(renderer.render(row))
+        except RowFormatError as err:
+            logger.warning("%s, row %d: skipped for grounding (%s)", source, k, err)
+    if not texts:
+        raise DataError(f"{source}: none of the first {len(ds)} rows could be rendered; pass --template")
+    return texts
+
+
+@dataclass
+class Proposer:
+    """Asks a model for subgoals: a whole proposal, or one replacement. The model loads on first use.
+
+    Args:
+        model: ``"embedded"``, an HF id, a folder, a .gguf, or an already loaded engine.
+        examples: rendered rows of the user's data, shown to borrow its vocabulary (never as truth).
+        with_example: also ask for a short sample that would score 5, per subgoal (costs tokens).
+    """
+
+    model: object = "embedded"
+    min_subgoals: int = 3
+    max_subgoals: int = 8
+    examples: Sequence[str] = ()
+    with_example: bool = False
+    max_new_tokens: int | None = None
+
+    def __post_init__(self):
+        if not 1 <= self.min_subgoals <= self.max_subgoals <= 12:
+            raise ValueError("need 1 <= min subgoals <= max subgoals <= 12")
+
+    @property
+    def engine(self):
+        if isinstance(self.model, str):
+            from .engines import get_engine
+
+            return get_engine(self.model)
+        return self.model
+
+    @property
+    def identity(self) -> str:
+        if isinstance(self.model, str):
+            from .models import resolve_model
+
+            return resolve_model(self.model).identity
+        return self.model.identity
+
+    def meta(self) -> dict:
+        return {"decomposed_by": self.identity, "prompt_version": load_prompt("decompose_v1").version,
+                "date": _dt.date.today().isoformat()}
+
+    def _generate(self, chat: list[dict], schema: type[BaseModel], n: int) -> BaseModel:
+        budget = self.max_new_tokens or n * (TOKENS_PER_SUBGOAL + (60 if self.with_example else 0)) + 20
+        raw = self.engine.generate_json([chat], schema, budget)[0]
+        try:
+            return schema.model_validate_json(raw)
+        except (ValidationError, TypeError) as err:
+            first = str(err).splitlines()[0]
+            raise DecomposeError(
+                f"the model's proposal was not valid ({first}); try again, try another --model, "
+                "or write the spec by hand and open it with --from"
+            ) from None
+
+    def _chat(self, part: str, **values) -> list[dict]:
+        prompt = load_prompt("decompose_v1")
+        examples = [e[:EXAMPLE_CHARS] for e in self.examples]
+        return [{"role": "system", "content": prompt.section("system")},
+                {"role": "user", "content": prompt.section(part, examples=examples, with_example=self.with_example,
+                                                           **values)}]
+
+    def propose(self, goal: str, hint: str = "") -> GoalSpec:
+        """A fresh proposal for ``goal`` (``hint``: what the person wants different)."""
+        if not goal.strip():
+            raise ValueError("the goal is empty: describe what the fine-tuned model should do")
+        chat = self._chat("user", goal=goal, min_n=self.min_subgoals, max_n=self.max_subgoals, hint=hint)
+        proposal = self._generate(chat, proposal_schema(self.min_subgoals, self.max_subgoals, self.with_example),
+                                  self.max_subgoals)
+        return to_spec(goal, [p.model_dump() for p in proposal.subgoals], self.meta())
+
+    def regenerate(self, spec: GoalSpec, index: int, hint: str = "") -> dict:
+        """A replacement for subgoal ``index`` that does not repeat the others; returns its fields."""
+        others = [s for k, s in enumerate(spec.subgoals) if k != index]
+        chat = self._chat("regenerate", goal=spec.goal, others=others, old=spec.subgoals[index], hint=hint)
+        schema = ProposedSubgoalWithExample if self.with_example else ProposedSubgoal
+        return self._generate(chat, schema, 1).model_dump()
 
 
 def decompose(
     goal: str,
-    model: str = "embedded",
+    model: object = "embedded",
     *,
+    interactive: bool = False,
     min_subgoals: int = 3,
     max_subgoals: int = 8,
-    examples: Sequence[str] = (),
-    max_new_tokens: int = 1200,
-) -> GoalSpec:
-    """Ask ``model`` to decompose ``goal`` into ``min_subgoals``..``max_subgoals`` subgoals.
+    examples: str | Sequence[str] | None = None,
+    n: int = 20,
+    template: str | None = None,
+    with_example: bool = False,
+    hint: str = "",
+    model_checks: bool = True,
+    overlap_threshold: float | None = None,
+    output: str | Path | None = None,
+    force: bool = False,
+    max_new_tokens: int | None = None,
+) -> GoalSpec | None:
+    """Ask ``model`` to decompose ``goal`` into subgoals, run the checks, and return the spec.
+
+    The check findings are in ``spec.meta["checks"]["findings"]``. With ``interactive=True`` the person shapes the
+    proposal in a terminal session first (returns None if they quit without saving).
+
+    Args:
+        examples: a data file/folder/Hub id (its first ``n`` rows are rendered, with ``template`` if given) or a list
+            of texts; shown to the model to borrow the data's vocabulary, never as correct answers.
+        model_checks: also ask the model whether each subgoal is atomic and evaluable, and what the subgoals miss.
+        output: where the interactive session saves (it asks before replacing a file unless ``force``).
 
     Example:
-        >>> spec = decompose("A patient-facing assistant that answers medication questions")
+        >>> spec = decompose("A patient-facing assistant that answers medication questions", model="embedded")
+        >>> [f["check"] for f in spec.meta["checks"]["findings"]]
         >>> spec.save("goal.yaml")
     """
-    if not goal.strip():
-        raise ValueError("the goal is empty: describe what the fine-tuned model should do")
-    if not 1 <= min_subgoals <= max_subgoals <= 12:
-        raise ValueError("need 1 <= min_subgoals <= max_subgoals <= 12")
-    engine = get_engine(model)
-    prompt = load_prompt("decompose_v1")
-    chat = [
-        {"role": "system", "content": prompt.section("system")},
-        {"role": "user", "content": prompt.section("user", goal=goal, min_n=min_subgoals, max_n=max_subgoals,
-                                                   examples=[e[:600] for e in examples])},
-    ]
-    schema = proposal_schema(min_subgoals, max_subgoals)
-    raw = engine.generate_json([chat], schema, max_new_tokens)[0]
-    try:
-        proposal = schema.model_validate_json(raw)
-    except ValueError as err:
-        raise RuntimeError(
-            f"the model's proposal was not valid ({str(err).splitlines()[0]}); try again, raise max_new_tokens, "
-            "or write the spec by hand (see examples/)"
-        ) from None
-    meta = {"decomposed_by": engine.identity, "prompt_version": prompt.version,
-            "date": _dt.date.today().isoformat()}
-    return to_spec(goal, [p.model_dump() for p in proposal.subgoals], meta)
+    from .checks import DEFAULT_OVERLAP, Checker, with_findings
+
+    if isinstance(examples, str):
+        texts = load_examples(examples, n=n, template=template)
+    else:
+        texts = list(examples or [])
+    proposer = Proposer(model, min_subgoals, max_subgoals, texts, with_example, max_new_tokens)
+    spec = proposer.propose(goal, hint)
+    if isinstance(examples, str):
+        spec.meta["grounding"] = {"data": examples, "rows": len(texts)}
+    # The model checks reuse the proposer's engine: one model in memory.
+    checker = Checker(model if model_checks else None, overlap_threshold or DEFAULT_OVERLAP)
+    if not interactive:
+        return with_findings(spec, checker)
+    from .interactive import Session
+
+    return Session(spec, checker, proposer=proposer, output=output, force=force).run()

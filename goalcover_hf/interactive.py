@@ -1,81 +1,412 @@
-"""The decompose prompt loop: a thin layer over pure edit functions that tests call directly."""
+"""The decompose session: a numbered prompt loop, a thin layer over pure edit functions that tests call directly.
+
+Every edit function takes a spec and returns a new one (ids kept valid and unique); :class:`Session` reads commands,
+calls them, re-runs the checks and prints the list with each subgoal's findings beside it. It needs nothing but
+``input``/``print``, so it works in any terminal and with piped stdin.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import sys
+from dataclasses import replace as _replace_field
+from pathlib import Path
+from typing import Callable, Sequence
 
-from .decompose import to_spec
+from .checks import CHECKS, Checker, Finding, with_findings
+from .decompose import Proposer, slug, to_spec
 from .spec import GoalSpec
 
-HELP = """Commands:
-  s            save and finish          q   quit without saving
-  e N          edit subgoal N           d N delete subgoal N
-  a            add a subgoal            p   print the list again"""
+HELP = """Commands (N = a subgoal number):
+  accept N.. | accept all   mark as reviewed          edit N [FIELD]   change name, description, anchors
+  add                       add a subgoal             delete N         remove one
+  split N                   one into several          merge N M ..     several into one
+  regen N|all [HINT]        ask the model again       move N POS       reorder
+  list                      subgoals and checks       show             the full spec (YAML)
+  undo                      undo the last change      save [PATH]      write the spec and finish
+  quit                      leave (asks before discarding)              help   this text
+FIELD: name, description, low (score 1), mid (score 3), high (score 5), example, id. In edits, Enter keeps a value
+and '-' clears an optional one."""
+
+EDIT_FIELDS = ("name", "description", "low", "mid", "high")
+ALL_FIELDS = ("id", *EDIT_FIELDS, "example")
+OPTIONAL = ("low", "mid", "high", "example")
+ALIASES = {"ok": "accept", "e": "edit", "d": "delete", "del": "delete", "+": "add", "a": "add", "sp": "split",
+           "m": "merge", "r": "regen", "mv": "move", "l": "list", "ls": "list", "p": "show", "u": "undo", "s": "save",
+           "w": "save", "q": "quit", "exit": "quit", "h": "help", "?": "help"}
+LABELS = {"low": "1 =", "mid": "3 =", "high": "5 =", "example": "e.g."}
 
 
-def delete(spec: GoalSpec, index: int) -> GoalSpec:
-    subs = [s.model_dump() for k, s in enumerate(spec.subgoals) if k != index]
+# ---- pure edits --------------------------------------------------------------------------------------------------
+def _dicts(spec: GoalSpec) -> list[dict]:
+    return [s.model_dump() for s in spec.subgoals]
+
+
+def _rebuild(spec: GoalSpec, subs: list[dict]) -> GoalSpec:
     if not subs:
         raise ValueError("a spec needs at least one subgoal")
     return to_spec(spec.goal, subs, spec.meta)
 
 
-def replace(spec: GoalSpec, index: int | None, **fields) -> GoalSpec:
-    """Edit subgoal ``index`` (or add one when ``index`` is None) with the given fields."""
-    subs = [s.model_dump() for s in spec.subgoals]
-    if index is None:
-        subs.append({"id": fields.get("id") or fields.get("name", ""), "low": "", "high": "", **fields})
-    else:
-        subs[index].update({k: v for k, v in fields.items() if v})
-    return GoalSpec(goal=spec.goal, subgoals=to_spec(spec.goal, subs).subgoals, meta=spec.meta)
+def delete(spec: GoalSpec, index: int) -> GoalSpec:
+    """Remove subgoal ``index`` (0-based)."""
+    return _rebuild(spec, [s for k, s in enumerate(_dicts(spec)) if k != index])
 
 
-def show(spec: GoalSpec) -> str:
+def edit(spec: GoalSpec, index: int, **fields: str) -> GoalSpec:
+    """Change fields of subgoal ``index``; an empty optional field is cleared, an empty name/description refused.
+
+    Example:
+        >>> edit(spec, 0, description="Gives a dose with units and frequency.", mid="A dose without units.")
+    """
+    subs = _dicts(spec)
+    for field, value in fields.items():
+        if field not in ALL_FIELDS:
+            raise ValueError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
+        value = (value or "").strip()
+        if not value and field not in OPTIONAL:
+            raise ValueError(f"{field} must not be empty")
+        if field == "id":
+            if value != slug(value):
+                raise ValueError(f"{value!r} is not a valid id; for example {slug(value)!r}")
+            if any(k != index and s["id"] == value for k, s in enumerate(subs)):
+                raise ValueError(f"id {value!r} is already used by another subgoal")
+        subs[index][field] = value
+    return _rebuild(spec, subs)
+
+
+def add(spec: GoalSpec, fields: dict, position: int | None = None) -> GoalSpec:
+    """Insert a new subgoal (at the end by default); its id comes from ``fields["id"]`` or its name."""
+    if not str(fields.get("name", "")).strip() or not str(fields.get("description", "")).strip():
+        raise ValueError("a subgoal needs a name and a description")
+    subs = _dicts(spec)
+    subs.insert(len(subs) if position is None else position, dict(fields))
+    return _rebuild(spec, subs)
+
+
+def split(spec: GoalSpec, index: int, parts: Sequence[dict]) -> GoalSpec:
+    """Replace subgoal ``index`` by ``parts`` (two or more, each with a name and a description), in place."""
+    if len(parts) < 2:
+        raise ValueError("split into at least two subgoals")
+    for k, part in enumerate(parts, 1):
+        if not str(part.get("name", "")).strip() or not str(part.get("description", "")).strip():
+            raise ValueError(f"part {k} needs a name and a description")
+    subs = _dicts(spec)
+    subs[index:index + 1] = [dict(p) for p in parts]
+    return _rebuild(spec, subs)
+
+
+def merge(spec: GoalSpec, indices: Sequence[int], **fields: str) -> GoalSpec:
+    """Merge subgoals ``indices`` into one at the first one's place; it keeps the first one's fields and id
+    unless ``fields`` give new ones."""
+    indices = sorted(set(indices))
+    if len(indices) < 2:
+        raise ValueError("merge needs at least two different subgoals")
+    subs = _dicts(spec)
+    merged = dict(subs[indices[0]])
+    merged.update({k: v for k, v in fields.items() if v is not None})
+    out = [s for k, s in enumerate(subs) if k not in indices]
+    out.insert(indices[0], merged)
+    return _rebuild(spec, out)
+
+
+def move(spec: GoalSpec, index: int, position: int) -> GoalSpec:
+    """Move subgoal ``index`` to ``position`` (both 0-based)."""
+    subs = _dicts(spec)
+    item = subs.pop(index)
+    subs.insert(max(0, min(position, len(subs))), item)
+    return _rebuild(spec, subs)
+
+
+def replace(spec: GoalSpec, index: int, fields: dict) -> GoalSpec:
+    """Replace subgoal ``index`` entirely (a regenerated one); its id comes from ``fields``."""
+    subs = _dicts(spec)
+    subs[index] = dict(fields)
+    return _rebuild(spec, subs)
+
+
+# ---- display -----------------------------------------------------------------------------------------------------
+def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[str] = frozenset()) -> str:
+    """The numbered subgoal list with rubric anchors and, beside each subgoal, what the checks found."""
+    from .checks import format_findings
+
+    number = {s.id: k for k, s in enumerate(spec.subgoals, 1)}
+    commands = {"atomic": "split {}", "evaluable": "edit {} description", "coverage": "add"}
+
+    def command(f: Finding) -> str:
+        if f.check == "overlap":
+            return "merge " + " ".join(str(number[i]) for i in f.subgoals)
+        return commands[f.check].format(*[number[i] for i in f.subgoals[:1]])
+
     lines = [f"Goal: {spec.goal}"]
     for k, s in enumerate(spec.subgoals, 1):
-        lines.append(f"{k:>2}. {s.name} [{s.id}]\n    {s.description}")
-        if s.low or s.high:
-            lines.append(f"    1 = {s.low}\n    5 = {s.high}")
+        mine = sorted((f for f in findings if s.id in f.subgoals), key=lambda f: CHECKS.index(f.check))
+        mark = "ok" if not mine else f"{len(mine)} finding{'s' if len(mine) > 1 else ''}"
+        mark += ", reviewed" if s.id in reviewed else ""
+        lines.append(f"{k:>2}. {s.name} [{s.id}] ({mark})")
+        lines.append(f"      {s.description}")
+        for field in OPTIONAL:
+            if getattr(s, field):
+                lines.append(f"      {LABELS[field]} {getattr(s, field)}")
+        for f in mine:
+            if f.check == "overlap":  # say it from this subgoal's side: overlaps with which other one
+                other = next(i for i in f.subgoals if i != s.id)
+                f = _replace_field(f, message=f"with {number[other]}. '{spec.subgoal(other).name}' "
+                                       f"(cosine {f.similarity:.2f})")
+            lines.append(format_findings([f], command=command))
+    goal_level = [f for f in findings if not f.subgoals]
+    if goal_level:
+        lines.append("Goal coverage:")
+        lines.append(format_findings(goal_level, indent="  ", command=command))
     return "\n".join(lines)
 
 
-def edit_loop(spec: GoalSpec, ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> GoalSpec | None:
-    """Let the person accept, edit, delete or add subgoals. Returns the spec to save, or None to discard."""
-    say(show(spec))
-    say(HELP)
-    while True:
+def _tty_input(prompt: str) -> str:
+    line = input(prompt)
+    if not sys.stdin.isatty():
+        print(line)  # piped input is not echoed: echo it so the transcript reads like a session
+    return line
+
+
+# ---- the session -------------------------------------------------------------------------------------------------
+class Session:
+    """An interactive decompose session over ``spec``.
+
+    Args:
+        checker: runs the checks after every change (model answers are remembered, so only changes cost).
+        proposer: the model for ``regen``; None disables it.
+        output: where ``save`` writes by default; it asks before replacing an existing file unless ``force``.
+        dirty: whether the starting spec is unsaved work (a fresh proposal is; a spec opened from a file is not).
+
+    Example:
+        >>> spec = Session(spec, Checker(None), output="goal.yaml").run()
+    """
+
+    def __init__(self, spec: GoalSpec, checker: Checker, *, proposer: Proposer | None = None,
+                 output: str | Path | None = None, force: bool = False, dirty: bool = True,
+                 ask: Callable[[str], str] | None = None, say: Callable[[str], None] | None = None):
+        self.spec, self.checker, self.proposer = spec, checker, proposer
+        self.output = Path(output) if output else None
+        self.force, self.dirty = force, dirty
+        self.ask, self.say = ask or _tty_input, say or (lambda text: print(text, flush=True))
+        if ask is None and sys.stdin.isatty():
+            try:
+                import readline  # noqa: F401  (line editing and history for input() in a terminal)
+            except ImportError:
+                pass
+        self.history: list[GoalSpec] = []
+        self.reviewed: set[str] = set(spec.meta.get("reviewed", []))
+        self.findings: list[Finding] = []
+        self.saved_path: Path | None = None
+
+    # -- helpers
+    def _check(self) -> None:
+        if self.checker.model is not None:
+            self.say("(checking...)")
         try:
-            line = ask("> ").strip()
+            self.findings = self.checker.run(self.spec)
+        except Exception as err:  # a model failure must not end the session: keep the cheap checks
+            self.say(f"! model checks failed ({type(err).__name__}: {err}); continuing without them")
+            self.checker.model = None
+            self.findings = self.checker.run(self.spec)
+
+    def _change(self, spec: GoalSpec, reviewed: Sequence[str] = ()) -> None:
+        if spec.subgoals == self.spec.subgoals and spec.goal == self.spec.goal:
+            self.say("(no change)")
+            return
+        self.history.append(self.spec)
+        self.spec, self.dirty = spec, True
+        self.reviewed = {i for i in self.reviewed if i in {s.id for s in spec.subgoals}} | set(reviewed)
+        self._check()
+        self.say(render_list(self.spec, self.findings, self.reviewed))
+
+    def _index(self, arg: str) -> int:
+        n = len(self.spec.subgoals)
+        if not arg.strip().isdigit() or not 1 <= int(arg) <= n:
+            raise ValueError(f"give a subgoal number from 1 to {n}, not {arg.strip() or 'nothing'!r}")
+        return int(arg) - 1
+
+    def _read(self, prompt: str, default: str = "") -> str:
+        shown = f" [{default}]" if default else ""
+        return self.ask(f"{prompt}{shown}: ").strip() or default
+
+    def confirm(self, question: str) -> bool:
+        try:
+            return self.ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
         except EOFError:
-            line = "q"
-        cmd, _, arg = line.partition(" ")
+            return False
+
+    # -- commands
+    def cmd_accept(self, args: list[str]) -> None:
+        ids = [s.id for s in self.spec.subgoals]
+        chosen = ids if args == ["all"] else [ids[self._index(a)] for a in args] if args else None
+        if not chosen:
+            raise ValueError("accept N [N ...] or accept all")
+        self.reviewed |= set(chosen)
+        self.say(f"Accepted: {', '.join(chosen)}")
+
+    def cmd_edit(self, args: list[str]) -> None:
+        if not args:
+            raise ValueError("edit N [FIELD]")
+        k = self._index(args[0])
+        sub = self.spec.subgoals[k]
+        fields = args[1:] or list(EDIT_FIELDS)
+        values = {}
+        for field in fields:
+            if field not in ALL_FIELDS:
+                raise ValueError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
+            value = self._read(f"{field}", getattr(sub, field))
+            values[field] = "" if value == "-" else value
+        new = edit(self.spec, k, **values)
+        self._change(new, [new.subgoals[k].id])
+
+    def cmd_add(self, args: list[str]) -> None:
+        fields = {"name": self._read("name"), "description": self._read("description")}
+        if not fields["name"] or not fields["description"]:
+            raise ValueError("a subgoal needs a name and a description; nothing added")
+        for field in ("low", "mid", "high"):
+            fields[field] = self._read(f"{field} ({LABELS[field][0]}), Enter to skip")
+        new = add(self.spec, fields)
+        self._change(new, [new.subgoals[-1].id])
+
+    def cmd_delete(self, args: list[str]) -> None:
+        k = self._index(args[0] if args else "")
+        name = self.spec.subgoals[k].name
+        self._change(delete(self.spec, k))
+        self.say(f"Deleted '{name}'.")
+
+    def cmd_split(self, args: list[str]) -> None:
+        k = self._index(args[0] if args else "")
+        count = self._read(f"Split '{self.spec.subgoals[k].name}' into how many subgoals", "2")
+        if not count.isdigit() or not 2 <= int(count) <= 6:
+            raise ValueError("split into 2 to 6 subgoals")
+        parts = []
+        for p in range(1, int(count) + 1):
+            parts.append({"name": self._read(f"part {p} name"), "description": self._read(f"part {p} description")})
+        new = split(self.spec, k, parts)
+        self._change(new, [s.id for s in new.subgoals[k:k + len(parts)]])
+        self.say("Tip: the new subgoals have no rubric anchors yet: edit N low/mid/high.")
+
+    def cmd_merge(self, args: list[str]) -> None:
+        indices = sorted({self._index(a) for a in args})
+        if len(indices) < 2:
+            raise ValueError("merge N M [...]: give at least two different subgoal numbers")
+        first = self.spec.subgoals[indices[0]]
+        name = self._read("merged name", first.name)
+        description = self._read("merged description", first.description)
+        new = merge(self.spec, indices, name=name, description=description)
+        self._change(new, [new.subgoals[indices[0]].id])
+
+    def cmd_move(self, args: list[str]) -> None:
+        if len(args) != 2:
+            raise ValueError("move N POS")
+        self._change(move(self.spec, self._index(args[0]), self._index(args[1])))
+
+    def cmd_regen(self, args: list[str]) -> None:
+        if self.proposer is None:
+            raise ValueError("regen needs a model; this session has none")
+        if not args:
+            raise ValueError("regen N [HINT] or regen all [HINT]")
+        hint = " ".join(args[1:])
+        if args[0] == "all" and not self.confirm(f"Replace all {len(self.spec.subgoals)} subgoals with a new proposal?"):
+            return
+        k = None if args[0] == "all" else self._index(args[0])
+        self.say(f"Asking {self.proposer.identity} for {'a new proposal' if k is None else f'a new subgoal {k + 1}'}...")
         try:
-            if cmd == "s":
-                return spec
-            if cmd == "q":
-                return None
-            if cmd == "p":
-                say(show(spec))
-            elif cmd == "d":
-                spec = delete(spec, _index(spec, arg))
-                say(show(spec))
-            elif cmd == "e":
-                k = _index(spec, arg)
-                sub = spec.subgoals[k]
-                fields = {f: ask(f"{f} [{getattr(sub, f)}]: ").strip() for f in ("name", "description", "low", "high")}
-                spec = replace(spec, k, **fields)
-                say(show(spec))
-            elif cmd == "a":
-                fields = {f: ask(f"{f}: ").strip() for f in ("name", "description", "low", "high")}
-                spec = replace(spec, None, **fields)
-                say(show(spec))
+            if k is None:
+                new = self.proposer.propose(self.spec.goal, hint)
+                new = new.model_copy(update={"meta": {**self.spec.meta, **new.meta}})
             else:
-                say(HELP)
-        except (ValueError, IndexError) as err:
-            say(f"! {err}")
+                new = replace(self.spec, k, self.proposer.regenerate(self.spec, k, hint))
+        except ValueError:
+            raise
+        except Exception as err:  # a model that fails to load or run must not end the session
+            raise ValueError(f"regen failed ({type(err).__name__}: {err})") from None
+        self._change(new)
 
+    def cmd_undo(self, args: list[str]) -> None:
+        if not self.history:
+            raise ValueError("nothing to undo")
+        self.spec = self.history.pop()
+        self._check()
+        self.say(render_list(self.spec, self.findings, self.reviewed))
 
-def _index(spec: GoalSpec, arg: str) -> int:
-    if not arg.strip().isdigit() or not 1 <= int(arg) <= len(spec.subgoals):
-        raise ValueError(f"give a subgoal number from 1 to {len(spec.subgoals)}")
-    return int(arg) - 1
+    def cmd_list(self, args: list[str]) -> None:
+        self.say(render_list(self.spec, self.findings, self.reviewed))
+
+    def cmd_show(self, args: list[str]) -> None:
+        self.say(self.final_spec().to_yaml())
+
+    def cmd_help(self, args: list[str]) -> None:
+        self.say(HELP)
+
+    # -- finishing
+    def final_spec(self) -> GoalSpec:
+        """The spec as it will be saved: check findings and reviewed ids in ``meta``."""
+        spec = with_findings(self.spec, self.checker, self.findings)
+        spec.meta["reviewed"] = [s.id for s in spec.subgoals if s.id in self.reviewed]
+        return spec
+
+    def save(self, args: list[str]) -> bool:
+        """Write the spec (asking before replacing a file); True when the session is done."""
+        path = Path(args[0]) if args else self.output
+        spec = self.final_spec()
+        if path is None:  # Python API without an output file: hand the spec back
+            self.spec = spec
+            return True
+        if path.exists() and not self.force and not self.confirm(f"{path} exists. Replace it?"):
+            self.say("Not saved. Give another path: save PATH")
+            return False
+        spec.save(path, overwrite=True)
+        self.spec, self.saved_path, self.dirty = spec, path, False
+        open_findings = len(self.findings)
+        self.say(f"Saved {len(spec.subgoals)} subgoals to {path}"
+                 + (f" ({open_findings} check findings recorded in it)" if open_findings else ""))
+        return True
+
+    def _draft(self) -> None:
+        """Input ended with unsaved work: keep it in a draft file that never replaces anything."""
+        if not self.dirty or self.output is None:
+            return
+        stem, k = self.output.with_suffix(""), 1
+        path = Path(f"{stem}.draft.yaml")
+        while path.exists():
+            k += 1
+            path = Path(f"{stem}.draft{k}.yaml")
+        self.final_spec().save(path)
+        self.say(f"Your unsaved subgoals are in {path}; continue with: goalcover decompose --from {path}")
+
+    def run(self) -> GoalSpec | None:
+        """Run the loop; returns the saved spec, or None if the person quit without saving."""
+        self._check()
+        self.say(render_list(self.spec, self.findings, self.reviewed))
+        self.say(HELP)
+        while True:
+            try:
+                line = self.ask("> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                self.say("\nInput ended before save.")
+                self._draft()
+                return None
+            if not line:
+                continue
+            cmd, *args = line.split()
+            cmd = ALIASES.get(cmd.lower(), cmd.lower())
+            try:
+                if cmd == "save":
+                    if self.save(args):
+                        return self.spec
+                elif cmd == "quit":
+                    if not self.dirty or self.confirm("Quit and discard your unsaved subgoals?"):
+                        return None
+                elif hasattr(self, f"cmd_{cmd}"):
+                    getattr(self, f"cmd_{cmd}")(args)
+                else:
+                    self.say(f"! unknown command {cmd!r}\n{HELP}")
+            except (ValueError, IndexError) as err:
+                self.say(f"! {err}")
+            except KeyboardInterrupt:
+                self.say("\n(cancelled)")
+            except EOFError:
+                self.say("\nInput ended before save.")
+                self._draft()
+                return None

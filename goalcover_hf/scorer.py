@@ -218,7 +218,8 @@ class Scorer:
         user = "\n\n".join(
             [
                 prompt.section("sample", sample=sample),
-                prompt.section("subgoal", name=sub.name, description=sub.description, low=sub.low, high=sub.high),
+                prompt.section("subgoal", name=sub.name, description=sub.description, low=sub.low, mid=sub.mid,
+                               high=sub.high),
                 prompt.section(ask, **values),
             ]
         )

@@ -15,6 +15,7 @@ SPEC_VERSION = 1
 SUBGOAL_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Each subgoal adds four columns and one judge call per row; past this a spec is a list of tasks, not one goal.
 MAX_SUBGOALS = 64
+OPTIONAL_FIELDS = ("mid", "example")  # added after version 1 files existed: omitted when empty
 
 
 class SpecError(ValueError):
@@ -34,7 +35,14 @@ class Subgoal(BaseModel):
     name: str
     description: str
     low: str = Field("", description="What a sample scoring 1 looks like.")
+    mid: str = Field("", description="What a sample scoring 3 looks like (optional).")
     high: str = Field("", description="What a sample scoring 5 looks like.")
+    example: str = Field("", description="A short sample that would score 5 (optional; for people, not the judge).")
+
+    def to_dict(self) -> dict[str, str]:
+        """Fields as a dict, without the optional ones left empty (so older spec files and hashes stay as they were)."""
+        data = self.model_dump()
+        return {k: v for k, v in data.items() if v or k not in OPTIONAL_FIELDS}
 
     @field_validator("id")
     @classmethod
@@ -93,7 +101,7 @@ class GoalSpec(BaseModel):
 
     def content_hash(self) -> str:
         """Hash of what changes scores (goal and subgoals), not of ``meta``."""
-        payload = {"goal": self.goal, "subgoals": [s.model_dump() for s in self.subgoals]}
+        payload = {"goal": self.goal, "subgoals": [s.to_dict() for s in self.subgoals]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def subgoal(self, subgoal_id: str) -> Subgoal:
@@ -132,6 +140,7 @@ class GoalSpec(BaseModel):
 
     def to_yaml(self) -> str:
         data = self.model_dump(exclude_defaults=False)
+        data["subgoals"] = [s.to_dict() for s in self.subgoals]
         if not data["meta"]:
             data.pop("meta")
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
