@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .card import read_card, write_card
 from .coverage import CoverageReport, compute_coverage, coverage_from_scores
+from .filtering import filter
 from .gaps import find_gaps
 from .models import resolve_model
 from .scorer import Scorer, score
@@ -20,6 +21,7 @@ def metric_path() -> str:
 __all__ = [
     "GoalSpec", "Subgoal", "SpecError", "Scorer", "score", "compute_coverage", "coverage_from_scores",
     "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
+    "filter", "synthesize", "validate",
 ]
 
 
@@ -28,4 +30,12 @@ def __getattr__(name):
         from .decompose import decompose
 
         return decompose
+    if name == "synthesize":
+        from .synthesize import synthesize
+
+        return synthesize
+    if name == "validate":
+        from .validate import validate
+
+        return validate
     raise AttributeError(name)
