@@ -148,9 +148,15 @@ _CITATION = re.compile(
 )
 _AUX = ("can", "may", "will", "must", "should", "would", "could", "is", "are", "was", "were", "does", "do", "did",
         "has", "have")
-_FLIP = {"cannot": "can", "can't": "can", "won't": "will", "not": ""} | {a: f"{a} not" for a in _AUX} | {"can": "cannot"}
-# "may not" -> "may" before "may" -> "may not"; a bare "not" is dropped.
-_FLIP_WORD = re.compile(r"\b(?:(" + "|".join(_AUX) + r")\s+not|(" + "|".join(map(re.escape, _FLIP)) + r"))\b", re.I)
+_FLIP = {"cannot": "can", "not": ""} | {a: f"{a} not" for a in _AUX} | {"can": "cannot"}
+# Contractions, with or without the apostrophe (some corpora strip it: "don t").
+for _neg, _pos in {"don": "do", "doesn": "does", "didn": "did", "can": "can", "won": "will", "isn": "is",
+                   "aren": "are", "wasn": "was", "weren": "were", "shouldn": "should", "mustn": "must"}.items():
+    _FLIP[f"{_neg}'t"] = _FLIP[f"{_neg} t"] = _pos
+_FLIP_WORD = re.compile(
+    r"\b(?:(" + "|".join(_AUX) + r")\s+not|(" + "|".join(map(re.escape, sorted(_FLIP, key=len, reverse=True))) + r"))\b",
+    re.I,
+)
 
 
 def _tidy(text: str) -> str:

@@ -84,6 +84,7 @@ def test_sentence_operators():
 def test_negate_flips_one_auxiliary_per_sentence():
     assert op("negate")("we can delete your account. You may not sue us.") == \
         "we cannot delete your account. You may sue us."
+    assert op("negate")("we don t have to refund you. it isn't free.") == "we do have to refund you. it is free."
 
 
 def test_operator_on_rows_reports_unchanged_and_unparseable_rows():
