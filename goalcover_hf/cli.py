@@ -149,8 +149,9 @@ def cmd_filter(args) -> int:
         raise ValueError("give -o FOLDER for the filtered run (or --dry-run to only see the table)")
     if out is not None and not args.dry_run:
         _new_output(out, run.path, args.overwrite)
+    threshold = args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD)
     result = filter_rows(
-        run.dataset, run.spec, subgoals=args.subgoals, threshold=args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD),
+        run.dataset, run.spec, subgoals=args.subgoals, threshold=threshold,
         min_scores=_pairs(args.min, "--min", int), require=None if args.require == "none" else args.require,
         min_mean=args.min_mean, min_score=args.min_score, cap=args.cap, min_coverage=args.min_coverage,
     )
