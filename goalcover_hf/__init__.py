@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from .card import read_card, write_card
 from .coverage import CoverageReport, compute_coverage, coverage_from_scores
 from .decompose import decompose  # light: the engine loads only when a proposal is asked for
+from .filtering import filter
 from .gaps import find_gaps
 from .models import resolve_model
 from .scorer import Scorer, score
@@ -21,5 +22,17 @@ def metric_path() -> str:
 __all__ = [
     "GoalSpec", "Subgoal", "SpecError", "Scorer", "score", "compute_coverage", "coverage_from_scores",
     "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
+    "filter", "synthesize", "validate",
 ]
 
+
+def __getattr__(name):
+    if name == "synthesize":
+        from .synthesize import synthesize
+
+        return synthesize
+    if name == "validate":
+        from .validate import validate
+
+        return validate
+    raise AttributeError(name)

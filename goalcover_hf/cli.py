@@ -100,7 +100,10 @@ def cmd_score(args) -> int:
           f"({scorer.config.mode} mode)", file=sys.stderr)
     annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True,
                        features=scorer.features(ds.features), desc="goalcover score")
-    provenance = scorer.provenance() | {"data": args.data, "embedded": scorer.is_embedded, "model_ref": args.model}
+    provenance = scorer.provenance() | {"data": args.data, "embedded": scorer.is_embedded, "model_ref": args.model,
+                                        "scorer_args": {"model": args.model, "mode": args.mode, "explain": args.explain,
+                                                        "threshold": args.threshold, "template": args.template,
+                                                        "batch_size": args.batch_size}}
     save_run(out, annotated, scorer.spec, provenance, overwrite=args.overwrite)
     if args.jsonl:
         annotated.to_json(args.jsonl, lines=True, force_ascii=False)
@@ -233,6 +236,127 @@ def cmd_push(args) -> int:
     return 0
 
 
+# ---- filter / synthesize / validate ------------------------------------------------------------------------------
+def _new_output(out: Path, run_path: Path | None, overwrite: bool) -> None:
+    if run_path is not None and out.resolve() == run_path.resolve():
+        raise ValueError(f"{out} is the input run: write the result to another folder")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another -o or pass --overwrite to replace it")
+
+
+def _pairs(items: list[str] | None, what: str, cast=str) -> dict:
+    """Parse ``KEY=VALUE`` options; the error names the bad item."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{what}: expected SUBGOAL=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = cast(value.strip())
+        except ValueError:
+            raise ValueError(f"{what}: {value!r} in {item!r} is not a valid value") from None
+    return out
+
+
+def cmd_filter(args) -> int:
+    from .filtering import compare_table, filter as filter_rows
+    from .results import load_run, save_run
+
+    run = load_run(args.run)
+    out = Path(args.output) if args.output else None
+    if out is None and not args.dry_run:
+        raise ValueError("give -o FOLDER for the filtered run (or --dry-run to only see the table)")
+    if out is not None and not args.dry_run:
+        _new_output(out, run.path, args.overwrite)
+    threshold = args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD)
+    result = filter_rows(
+        run.dataset, run.spec, subgoals=args.subgoals, threshold=threshold,
+        min_scores=_pairs(args.min, "--min", int), require=None if args.require == "none" else args.require,
+        min_mean=args.min_mean, min_score=args.min_score, cap=args.cap, min_coverage=args.min_coverage,
+    )
+    print(result.rule.describe())
+    print(compare_table(result.before, result.after))
+    if result.dropped:
+        print("dropped: " + ", ".join(f"{k} {v}" for k, v in result.dropped.items()))
+    if args.dry_run:
+        print("(dry run: nothing written)")
+        return 0
+    if len(result.dataset) == 0:
+        print("error: no row passes this rule; nothing written", file=sys.stderr)
+        return 1
+    provenance = run.provenance | {"filter": result.provenance(), "source_run": str(run.path)}
+    save_run(out, result.dataset, run.spec, provenance, overwrite=args.overwrite)
+    print(f"Wrote {out} ({len(result.dataset)} rows). Next: goalcover report {out}")
+    return 0
+
+
+def _scorer_for_run(run, args):
+    """The scorer that made the run's scores (from run.json), with any option the user overrides."""
+    from .scorer import Scorer
+
+    saved = run.provenance.get("scorer_args", {})
+    scorer = Scorer(run.spec, args.model or saved.get("model", "embedded"),
+                    mode=args.mode or saved.get("mode") or run.provenance.get("mode", "generate"),
+                    explain="none", threshold=args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD),
+                    template=args.template if args.template is not None else saved.get("template"),
+                    batch_size=args.batch_size)
+    if run.provenance.get("model") and scorer.config.model_identity != run.provenance["model"]:
+        print(f"warning: the run was scored by {run.provenance['model']}, the new rows by "
+              f"{scorer.config.model_identity}: their scores are not comparable", file=sys.stderr)
+    return scorer
+
+
+def cmd_synthesize(args) -> int:
+    from .coverage import compute_coverage
+    from .filtering import compare_table
+    from .results import load_run, save_run
+    from .synthesize import synthesize
+
+    run = load_run(args.run)
+    out = Path(args.output)
+    _new_output(out, run.path, args.overwrite)
+    scorer = _scorer_for_run(run, args)
+    _warn_if_embedded(scorer.config.model)
+    result = synthesize(run.spec, run.dataset, subgoals=args.subgoals, n=args.n, scorer=scorer,
+                        examples=args.examples, dedup=args.dedup or None, seed=args.seed,
+                        min_coverage=args.min_coverage)
+    print(result.text())
+    threshold = scorer.config.threshold
+    print(compare_table(compute_coverage(run.dataset, run.spec, threshold, args.min_coverage),
+                        compute_coverage(result.dataset, run.spec, threshold, args.min_coverage)))
+    provenance = run.provenance | {"synthesis": result.provenance(), "source_run": str(run.path)}
+    save_run(out, result.dataset, run.spec, provenance, overwrite=args.overwrite)
+    print(f"Wrote {out}: {len(run.dataset)} rows + {len(result.synthetic)} synthetic (column goalcover_synthetic)")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .data import load_data
+    from .scorer import Scorer
+    from .spec import GoalSpec
+    from .validate import validate
+
+    out = Path(args.output)
+    report_files = [out / "validation.json", out / "validation.md"]
+    if any(p.exists() for p in report_files) and not args.overwrite:
+        raise FileExistsError(f"{out} already holds a validation report; choose another -o or pass --overwrite")
+    template = Path(args.template_file).read_text(encoding="utf-8") if args.template_file else args.template
+    spec = GoalSpec.load(args.spec)
+    scorer = Scorer(spec, args.model or "embedded", mode=args.mode or "generate", explain="none",
+                    template=template, batch_size=args.batch_size)
+    _warn_if_embedded(scorer.config.model)
+    ds = load_data(args.data, split=args.split)
+    targets = None if args.targets in (None, ["all"]) else args.targets
+    result = validate(ds, spec, scorer, targets=targets, operators=_pairs(args.operator, "--operator"), n=args.n,
+                      seed=args.seed, bootstrap=args.bootstrap, domain=args.domain or Path(args.data).stem)
+    out.mkdir(parents=True, exist_ok=True)
+    report_files[0].write_text(json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8")
+    report_files[1].write_text(result.to_markdown(), encoding="utf-8")
+    print(result.to_markdown())
+    print(f"Wrote {report_files[0]} and {report_files[1]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="goalcover",
@@ -329,6 +453,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", help="a Jinja card-section template to use instead of the built-in one")
     _add_report_options(p)
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("filter", help="keep the rows that support chosen subgoals (optionally balanced)")
+    p.add_argument("run", help="run folder written by `goalcover score`")
+    p.add_argument("-o", "--output", help="run folder to write with the kept rows")
+    p.add_argument("--subgoals", nargs="+", metavar="ID", help="subgoal set the rules apply to (default: all)")
+    p.add_argument("--require", choices=("any", "all", "none"), default="any",
+                   help="keep rows supporting any (default) / all of the set; none: no support rule")
+    p.add_argument("--threshold", type=int, help="score at which a row supports a subgoal (default: the run's)")
+    p.add_argument("--min", nargs="+", metavar="ID=SCORE", help="per-subgoal support levels, e.g. states_dose=5")
+    p.add_argument("--min-mean", type=float, help="keep rows whose mean score over the set is at least this")
+    p.add_argument("--min-score", type=int, help="keep rows whose lowest score over the set is at least this")
+    p.add_argument("--cap", type=int, help="balance: drop a row once every subgoal it supports has CAP kept rows")
+    p.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE, help="gap line for the tables")
+    p.add_argument("--dry-run", action="store_true", help="print the before/after coverage table, write nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.set_defaults(func=cmd_filter)
+
+    def judge_options(p, default_mode):
+        p.add_argument("--model", help="judge (and writer) model: embedded | HF id | folder | .gguf"
+                       + (" (default: the run's)" if default_mode is None else " (default embedded)"))
+        p.add_argument("--mode", choices=MODES, default=default_mode,
+                       help="generate: JSON per pair; logprobs: digit probabilities (much cheaper)")
+        p.add_argument("--template", help="Jinja row template (default: " + ("the run's)" if default_mode is None
+                                                                            else "detect the layout)"))
+        p.add_argument("--batch-size", type=int, default=8)
+
+    p = sub.add_parser("synthesize", help="generate rows for under-covered subgoals, keep those that re-score well")
+    p.add_argument("run", help="run folder written by `goalcover score`")
+    p.add_argument("--subgoals", nargs="+", metavar="ID", help="subgoals to write rows for (default: the gaps)")
+    p.add_argument("--n", type=int, default=4, help="rows to generate per subgoal (default 4)")
+    p.add_argument("--examples", type=int, default=3, help="real rows shown as style examples (default 3)")
+    p.add_argument("--dedup", type=float, default=0.9,
+                   help="cosine similarity at which a new row is a near-duplicate (default 0.9; 0: no check)")
+    p.add_argument("--threshold", type=int, help="score a new row needs on its target (default: the run's)")
+    p.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE, help="gap line (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    judge_options(p, None)
+    p.add_argument("-o", "--output", required=True, help="run folder to write: the run's rows plus the kept new rows")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("validate", help="corruption experiment: does the judge notice when one capability is removed?")
+    p.add_argument("--data", required=True, help="a data file, folder or Hub dataset id")
+    p.add_argument("--spec", required=True, help="the goal spec YAML (meta.corruption may name operators)")
+    p.add_argument("--targets", nargs="+", default=["all"], metavar="ID", help="subgoals to corrupt (default all)")
+    p.add_argument("--operator", nargs="+", metavar="ID=OP",
+                   help="corruption per subgoal, e.g. documents_behavior=strip_docstrings:prompt (default: the "
+                   "spec's meta.corruption, else llm_rewrite)")
+    p.add_argument("--n", type=int, default=20, help="rows per target (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    p.add_argument("--domain", help="name shown in the table (default: the data file's name)")
+    p.add_argument("--template-file", help="file holding the Jinja row template")
+    p.add_argument("--split", default="train")
+    judge_options(p, "generate")
+    p.add_argument("-o", "--output", required=True, help="folder for validation.json and validation.md")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 
@@ -345,8 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SpecError, DataError, RowFormatError, ModelNotFoundError, CardError, ResultsError, HubError, FileExistsError,
-            ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+            ValueError, KeyError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
