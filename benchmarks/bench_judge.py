@@ -5,7 +5,8 @@ corruptions that remove exactly one property). For each method it reports: ROC A
 (over all pairs, per domain, and the mean of per-subgoal AUCs), Spearman correlation with the label, corruption
 selectivity (mean score drop on the corrupted subgoal vs the other subgoals of the same sample, and Cohen's d between
 the two), and seconds per pair (judge time that method used, calibration included, over the pairs; model load
-excluded). Judgements are memoized within the run, so methods that share prompts pay for them once.
+excluded; a judgement reused from ``--cache`` counts the seconds measured when it was made). Judgements are memoized,
+so methods that share prompts pay for them once.
 
 Methods are those of ``goalcover_hf.judging`` (score, expected, no_anchors, contrastive, consistency), each optionally
 suffixed ``+cal`` (calibrated on content-free samples) or ``+calx`` (calibrated on mismatched samples: originals from
@@ -24,6 +25,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from statistics import mean
 
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge_pairs import Pair, build_pairs, limit_pairs, summary, to_subgoal  # noqa: E402
 
 from goalcover_hf import judging  # noqa: E402
+from goalcover_hf.scorer import Judgement  # noqa: E402
 from goalcover_hf.spec import GoalSpec, Subgoal  # noqa: E402
 
 CALIBRATIONS = ("", "+cal", "+calx")
@@ -89,26 +92,49 @@ def _r(x: float | None, nd: int = 3):
 
 # ---- memoized judging ----------------------------------------------------------------------------------------------
 class MemoJudge:
-    """Wraps a scorer: each (sample text, subgoal wording) is judged once per run and its cost recorded."""
+    """Wraps a scorer: each (sample text, subgoal wording) is judged once and its cost recorded.
 
-    def __init__(self, scorer):
+    With ``cache_file`` (JSON lines, appended as pairs are judged), judgements and their measured seconds persist
+    across runs of the same model and mode, so a long run on a slow judge can be split, resumed, or extended with
+    more methods without paying twice. Keys include the scorer's model identity, mode and prompt version.
+    """
+
+    def __init__(self, scorer, cache_file: Path | None = None):
         self.scorer = scorer
-        self.cache: dict[tuple[str, str], object] = {}
+        self.cache: dict[tuple[str, str], Judgement] = {}
         self.seconds: dict[tuple[str, str], float] = {}
         self.used: set[tuple[str, str]] = set()
+        self.cache_file = cache_file
+        c = getattr(scorer, "config", None)
+        self.namespace = f"{c.model_identity}|{c.mode}|{c.prompt_version}" if c else type(scorer).__name__
+        if cache_file and cache_file.is_file():
+            with open(cache_file, encoding="utf-8") as fh:
+                for line in fh:
+                    row = json.loads(line)
+                    if row["ns"] == self.namespace:
+                        key = (row["text"], row["sub"])
+                        self.cache[key] = Judgement(**row["judgement"])
+                        self.seconds[key] = row["seconds"]
 
     def judge_texts(self, samples, subgoals=None):
         subgoals = list(subgoals)
         for sub in subgoals:
             key_sub = sub.model_dump_json()
             todo = list(dict.fromkeys(t for t in samples if (t, key_sub) not in self.cache))
-            if todo:
+            step = getattr(getattr(self.scorer, "config", None), "batch_size", 8)
+            for k in range(0, len(todo), step):  # one scorer batch at a time: each is saved as soon as it is made
+                chunk = todo[k : k + step]
                 start = time.perf_counter()
-                judged = self.scorer.judge_texts(todo, [sub])
-                each = (time.perf_counter() - start) / len(todo)
-                for t, row in zip(todo, judged):
+                judged = self.scorer.judge_texts(chunk, [sub])
+                each = (time.perf_counter() - start) / len(chunk)
+                for t, row in zip(chunk, judged):
                     self.cache[(t, key_sub)] = row[0]
                     self.seconds[(t, key_sub)] = each
+                if self.cache_file:
+                    with open(self.cache_file, "a", encoding="utf-8") as fh:
+                        for t, row in zip(chunk, judged):
+                            fh.write(json.dumps({"ns": self.namespace, "text": t, "sub": key_sub, "seconds": each,
+                                                 "judgement": asdict(row[0])}) + "\n")
         keys = [[(t, s.model_dump_json()) for s in subgoals] for t in samples]
         self.used.update(k for row in keys for k in row)
         return [[self.cache[k] for k in row] for row in keys]
@@ -211,6 +237,7 @@ def run(judge, pairs: list[Pair], subgoals: dict[str, Subgoal], methods: list[st
         values = score_pairs(judge, pairs, subgoals, method)
         spent = judge.take_seconds()
         results.append({"method": method, **evaluate(pairs, values), "s_per_pair": _r(spent / len(pairs), 4)})
+        print(f"bench_judge: {json.dumps(results[-1])}", file=sys.stderr)  # progress; the result line is stdout's
     return results
 
 
@@ -224,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most N pairs (whole sample groups, all domains)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--cache", type=Path, help="JSON-lines file of judgements to reuse and extend across runs "
+                                                       "(same model and mode); keep it outside the repo")
     parser.add_argument("--data", type=Path, help="folder of the external jsonl files (default ../shared/data/external)")
     args = parser.parse_args(argv)
     if args.data:
@@ -241,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     scorer.engine  # load before timing: seconds per pair exclude the model load
     load_s = time.perf_counter() - start
     start = time.perf_counter()
-    results = run(MemoJudge(scorer), pairs, subgoals, methods)
+    results = run(MemoJudge(scorer, args.cache), pairs, subgoals, methods)
     counts = summary(pairs)
     print(json.dumps({
         "benchmark": "judge_validity",

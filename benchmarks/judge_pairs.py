@@ -422,16 +422,17 @@ def limit_pairs(pairs: list[Pair], limit: int | None) -> list[Pair]:
     for p in pairs:
         groups.setdefault(p.domain, {}).setdefault(p.group, []).append(p)
     queues = {d: list(g.values()) for d, g in groups.items()}
-    # groups with corruptions first: selectivity needs them
+    # groups with corruptions first (selectivity needs them), the smallest of those first (more groups fit)
     for q in queues.values():
-        q.sort(key=lambda g: -len({p.sample_id for p in g}))
+        q.sort(key=lambda g: (not any(p.target for p in g), len(g)))
     out: list[Pair] = []
     while any(queues.values()):
         for d in list(queues):
             if queues[d]:
                 group = queues[d].pop(0)
                 if len(out) + len(group) > limit:
-                    return out
+                    queues[d] = []  # this domain is done; others may still fit a group
+                    continue
                 out.extend(group)
     return out
 

@@ -181,3 +181,35 @@ def test_bench_memo_judges_each_wording_once_and_charges_each_method():
     assert bj.expand_methods("all", "generate") == ["score", "score+cal", "score+calx"]
     with pytest.raises(SystemExit, match="unknown method"):
         bj.expand_methods("expected+foo", "logprobs")
+
+
+def test_bench_judge_cli_prints_one_json_line(tiny_model, capsys):
+    import json
+
+    import bench_judge as bj
+    from judge_pairs import data_dir
+
+    if not data_dir().is_dir():
+        pytest.skip("external data folder absent")
+    assert bj.main(["--model", tiny_model, "--mode", "logprobs", "--method", "expected,expected+cal",
+                    "--limit", "24"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    line = json.loads(out[0])
+    assert line["mode"] == "logprobs" and 0 < line["pairs"] <= 24
+    assert [r["method"] for r in line["results"]] == ["expected", "expected+cal"]
+    for r in line["results"]:
+        assert 0.0 <= r["auc"] <= 1.0 and r["errors"] == 0 and r["s_per_pair"] > 0
+        assert set(r["auc_by_domain"]) <= {"medical", "legal", "code", "financial"}
+
+
+def test_bench_cache_file_resumes_without_judging_again(tmp_path):
+    import bench_judge as bj
+
+    pairs, subs, cache = _pairs(), {"dose": DOSE, "risk": RISK}, tmp_path / "judgements.jsonl"
+    table = {(p.text, p.subgoal_id): 5.0 if p.label else 1.0 for p in pairs}
+    first = FakeJudge(table)
+    [a] = bj.run(bj.MemoJudge(first, cache), pairs, subs, ["expected"])
+    second = FakeJudge({})  # would score everything 3.0 if it were asked
+    [b] = bj.run(bj.MemoJudge(second, cache), pairs, subs, ["expected"])
+    assert second.calls == [] and b["auc"] == a["auc"] == 1.0 and b["s_per_pair"] == a["s_per_pair"]
