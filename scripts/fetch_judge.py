@@ -139,7 +139,7 @@ def verify(path: Path, size: int | None = None, sha: str | None = None) -> None:
     if not (sha.startswith(SHA256_START) and sha.endswith(SHA256_END)):
         raise FetchError(f"{path}: sha256 {sha} does not start with {SHA256_START} and end with {SHA256_END}")
     meta = check_gguf(path)
-    print(f"{path.name}: {size:,} B, sha256 {sha}, {meta}", file=sys.stderr)
+    print(f"verified: {size:,} B, sha256 {sha}, {meta}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
