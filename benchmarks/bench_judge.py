@@ -1,0 +1,293 @@
+"""Judge validity benchmark: how well a judge's scores track programmatically checked truth. Prints ONE JSON line.
+
+Pairs come from ``judge_pairs.py`` (real rows of ../shared/data/external, labels checked by program, plus controlled
+corruptions that remove exactly one property). For each method it reports: ROC AUC of the score against the label
+(over all pairs, per domain, and the mean of per-subgoal AUCs), Spearman correlation with the label, corruption
+selectivity (mean score drop on the corrupted subgoal vs the other subgoals of the same sample, and Cohen's d between
+the two), and seconds per pair (judge time that method used, calibration included, over the pairs; model load
+excluded; a judgement reused from ``--cache`` counts the seconds measured when it was made). Judgements are memoized,
+so methods that share prompts pay for them once.
+
+Methods are those of ``goalcover_hf.judging`` (score, expected, no_anchors, contrastive, consistency), each optionally
+suffixed ``+cal`` (calibrated on content-free samples) or ``+calx`` (calibrated on mismatched samples: originals from
+the other domains). ``--method all`` runs every combination that the mode supports.
+
+Usage:
+    python benchmarks/bench_judge.py --model embedded --mode logprobs --method expected,expected+cal --limit 200
+    python benchmarks/bench_judge.py --model PATH.gguf --mode logprobs --method all --limit 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from statistics import mean
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from judge_pairs import Pair, build_pairs, limit_pairs, summary, to_subgoal  # noqa: E402
+
+from goalcover_hf import judging  # noqa: E402
+from goalcover_hf.scorer import Judgement  # noqa: E402
+from goalcover_hf.spec import GoalSpec, Subgoal  # noqa: E402
+
+CALIBRATIONS = ("", "+cal", "+calx")
+
+
+# ---- statistics ----------------------------------------------------------------------------------------------------
+def ranks(values: list[float]) -> list[float]:
+    """1-based ranks, ties get their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def auc(values: list[float], labels: list[int]) -> float | None:
+    """ROC AUC (Mann-Whitney U, ties count half); None unless both labels occur."""
+    pos = sum(labels)
+    neg = len(labels) - pos
+    if not pos or not neg:
+        return None
+    r = ranks(values)
+    return (sum(rk for rk, y in zip(r, labels) if y) - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    if len(x) < 3:
+        return None
+    rx, ry = ranks(x), ranks(y)
+    mx, my = mean(rx), mean(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx and syy else None
+
+
+def cohens_d(a: list[float], b: list[float]) -> float | None:
+    """(mean a - mean b) / pooled standard deviation; None when undefined."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va = sum((x - mean(a)) ** 2 for x in a) / (len(a) - 1)
+    vb = sum((x - mean(b)) ** 2 for x in b) / (len(b) - 1)
+    pooled = math.sqrt(((len(a) - 1) * va + (len(b) - 1) * vb) / (len(a) + len(b) - 2))
+    return (mean(a) - mean(b)) / pooled if pooled else None
+
+
+def _r(x: float | None, nd: int = 3):
+    return None if x is None else round(x, nd)
+
+
+# ---- memoized judging ----------------------------------------------------------------------------------------------
+class MemoJudge:
+    """Wraps a scorer: each (sample text, subgoal wording) is judged once and its cost recorded.
+
+    With ``cache_file`` (JSON lines, appended as pairs are judged), judgements and their measured seconds persist
+    across runs of the same model and mode, so a long run on a slow judge can be split, resumed, or extended with
+    more methods without paying twice. Keys include the scorer's model identity, mode and prompt version.
+    """
+
+    def __init__(self, scorer, cache_file: Path | None = None):
+        self.scorer = scorer
+        self.cache: dict[tuple[str, str], Judgement] = {}
+        self.seconds: dict[tuple[str, str], float] = {}
+        self.used: set[tuple[str, str]] = set()
+        self.cache_file = cache_file
+        c = getattr(scorer, "config", None)
+        self.namespace = f"{c.model_identity}|{c.mode}|{c.prompt_version}" if c else type(scorer).__name__
+        if cache_file and cache_file.is_file():
+            with open(cache_file, encoding="utf-8") as fh:
+                for line in fh:
+                    row = json.loads(line)
+                    if row["ns"] == self.namespace:
+                        key = (row["text"], row["sub"])
+                        self.cache[key] = Judgement(**row["judgement"])
+                        self.seconds[key] = row["seconds"]
+
+    def judge_texts(self, samples, subgoals=None):
+        subgoals = list(subgoals)
+        for sub in subgoals:
+            key_sub = sub.model_dump_json()
+            todo = list(dict.fromkeys(t for t in samples if (t, key_sub) not in self.cache))
+            step = getattr(getattr(self.scorer, "config", None), "batch_size", 8)
+            for k in range(0, len(todo), step):  # one scorer batch at a time: each is saved as soon as it is made
+                chunk = todo[k : k + step]
+                start = time.perf_counter()
+                judged = self.scorer.judge_texts(chunk, [sub])
+                each = (time.perf_counter() - start) / len(chunk)
+                for t, row in zip(chunk, judged):
+                    self.cache[(t, key_sub)] = row[0]
+                    self.seconds[(t, key_sub)] = each
+                if self.cache_file:
+                    with open(self.cache_file, "a", encoding="utf-8") as fh:
+                        for t, row in zip(chunk, judged):
+                            fh.write(json.dumps({"ns": self.namespace, "text": t, "sub": key_sub, "seconds": each,
+                                                 "judgement": asdict(row[0])}) + "\n")
+        keys = [[(t, s.model_dump_json()) for s in subgoals] for t in samples]
+        self.used.update(k for row in keys for k in row)
+        return [[self.cache[k] for k in row] for row in keys]
+
+    def take_seconds(self) -> float:
+        spent = sum(self.seconds[k] for k in self.used)
+        self.used = set()
+        return spent
+
+
+# ---- evaluation ----------------------------------------------------------------------------------------------------
+def score_pairs(judge, pairs: list[Pair], subgoals: dict[str, Subgoal], method: str) -> dict[tuple[str, str], float]:
+    """Value of ``method`` (e.g. ``"expected+cal"``) for every (sample_id, subgoal_id) of ``pairs``; failed: absent."""
+    base, _, cal = method.partition("+")
+    values = {}
+    domains = list(dict.fromkeys(p.domain for p in pairs))
+    for domain in domains:
+        dp = [p for p in pairs if p.domain == domain]
+        sample_ids = list(dict.fromkeys(p.sample_id for p in dp))
+        texts = {p.sample_id: p.text for p in dp}
+        subs = [subgoals[s] for s in dict.fromkeys(p.subgoal_id for p in dp)]
+        judged = judging.judge(judge, [texts[s] for s in sample_ids], subs, base)
+        if cal:
+            refs = judging.CONTENT_FREE if cal == "cal" else mismatched(pairs, domain)
+            judged = judging.apply_calibration(judged, subs, judging.calibrate(judge, subs, base, samples=refs))
+        for sid, row in zip(sample_ids, judged):
+            for sub, j in zip(subs, row):
+                if j.error is None:
+                    values[(sid, sub.id)] = j.expected
+    return values
+
+
+def mismatched(pairs: list[Pair], domain: str, per_domain: int = 1) -> list[str]:
+    """Original samples from the other domains (they show none of this domain's subgoals)."""
+    out = []
+    for other in dict.fromkeys(p.domain for p in pairs):
+        if other != domain:
+            originals = list(dict.fromkeys(p.text for p in pairs if p.domain == other and p.target is None))
+            out += originals[:per_domain]
+    return out
+
+
+def evaluate(pairs: list[Pair], values: dict[tuple[str, str], float]) -> dict:
+    """Validity figures for one method's values."""
+    scored = [(p, values[(p.sample_id, p.subgoal_id)]) for p in pairs if (p.sample_id, p.subgoal_id) in values]
+    v = [x for _, x in scored]
+    y = [p.label for p, _ in scored]
+    per_domain = {}
+    for d in dict.fromkeys(p.domain for p in pairs):
+        dv = [(x, p.label) for p, x in scored if p.domain == d]
+        per_domain[d] = _r(auc([x for x, _ in dv], [lab for _, lab in dv]))
+    per_sub = []
+    for s in dict.fromkeys(p.subgoal_id for p in pairs):
+        sv = [(x, p.label) for p, x in scored if p.subgoal_id == s]
+        a = auc([x for x, _ in sv], [lab for _, lab in sv])
+        if a is not None:
+            per_sub.append(a)
+    target, other = [], []
+    for p, x in scored:
+        if p.target is None or (p.group, p.subgoal_id) not in values:
+            continue
+        drop = values[(p.group, p.subgoal_id)] - x
+        (target if p.subgoal_id == p.target else other).append(drop)
+    return {
+        "auc": _r(auc(v, y)),
+        "spearman": _r(spearman(v, [float(t) for t in y])),
+        "auc_within_subgoal": _r(mean(per_sub)) if per_sub else None,
+        "auc_by_domain": per_domain,
+        "mean_pos": _r(mean([x for x, t in zip(v, y) if t])) if any(y) else None,
+        "mean_neg": _r(mean([x for x, t in zip(v, y) if not t])) if not all(y) else None,
+        "selectivity": {
+            "target_drop": _r(mean(target)) if target else None,
+            "nontarget_drop": _r(mean(other)) if other else None,
+            "cohens_d": _r(cohens_d(target, other)),
+            "n_target": len(target),
+            "n_nontarget": len(other),
+        },
+        "errors": len(pairs) - len(scored),
+    }
+
+
+def expand_methods(spec: str, mode: str) -> list[str]:
+    if spec == "all":
+        bases = ["score"] if mode == "generate" else list(judging.METHODS)
+        return [b + c for b in bases for c in CALIBRATIONS]
+    methods = [m.strip() for m in spec.split(",") if m.strip()]
+    for m in methods:
+        base, plus, cal = m.partition("+")
+        if base not in judging.METHODS or (plus and "+" + cal not in CALIBRATIONS):
+            raise SystemExit(f"bench_judge: unknown method {m!r}; methods: {', '.join(judging.METHODS)}, "
+                             f"optionally suffixed +cal or +calx")
+    return methods
+
+
+def run(judge, pairs: list[Pair], subgoals: dict[str, Subgoal], methods: list[str]) -> list[dict]:
+    """Evaluate each method on ``pairs`` with ``judge`` (a MemoJudge); one result dict per method."""
+    results = []
+    for method in methods:
+        judge.take_seconds()
+        values = score_pairs(judge, pairs, subgoals, method)
+        spent = judge.take_seconds()
+        results.append({"method": method, **evaluate(pairs, values), "s_per_pair": _r(spent / len(pairs), 4)})
+        print(f"bench_judge: {json.dumps(results[-1])}", file=sys.stderr)  # progress; the result line is stdout's
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Judge validity benchmark (prints one JSON line).")
+    parser.add_argument("--model", default="embedded", help="embedded | HF id | model folder | .gguf file")
+    parser.add_argument("--mode", choices=("generate", "logprobs"), default="logprobs")
+    parser.add_argument("--method", default=None,
+                        help="comma list of methods (score, expected, no_anchors, contrastive, consistency; suffix "
+                             "+cal or +calx to calibrate) or 'all'; default: score (generate) / expected (logprobs)")
+    parser.add_argument("--limit", type=int, default=None, help="at most N pairs (whole sample groups, all domains)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--cache", type=Path, help="JSON-lines file of judgements to reuse and extend across runs "
+                                                       "(same model and mode); keep it outside the repo")
+    parser.add_argument("--data", type=Path, help="folder of the external jsonl files (default ../shared/data/external)")
+    args = parser.parse_args(argv)
+    if args.data:
+        os.environ["GOALCOVER_EXTERNAL_DATA"] = str(args.data)
+    methods = expand_methods(args.method or ("score" if args.mode == "generate" else "expected"), args.mode)
+
+    from goalcover_hf.scorer import Scorer
+
+    all_pairs, entries = build_pairs(seed=args.seed)
+    pairs = limit_pairs(all_pairs, args.limit)
+    subgoals = {e["id"]: to_subgoal(e) for e in entries}
+    spec = GoalSpec(goal="Judge validity benchmark", subgoals=list(subgoals.values()))
+    scorer = Scorer(spec, args.model, mode=args.mode, explain="none", batch_size=args.batch_size)
+    start = time.perf_counter()
+    scorer.engine  # load before timing: seconds per pair exclude the model load
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    results = run(MemoJudge(scorer, args.cache), pairs, subgoals, methods)
+    counts = summary(pairs)
+    print(json.dumps({
+        "benchmark": "judge_validity",
+        "model": args.model,
+        "model_identity": scorer.config.model_identity,
+        "mode": args.mode,
+        "seed": args.seed,
+        "limit": args.limit,
+        "pairs": counts["pairs"],
+        "positives": counts["positives"],
+        "corrupted_samples": counts["corrupted_samples"],
+        "load_s": round(load_s, 1),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "results": results,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
