@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
-from .models import resolve_model
+from .engines import EngineMisconfigured, engine_options as check_engine_options, resolve_engine_model
 from .prompts import load_prompt
 from .spec import GoalSpec, Subgoal
 
@@ -89,6 +89,8 @@ class ScorerConfig:
     template: str | None
     max_new_tokens: int
     batch_size: int
+    # Where the engine is (server address, ...): every worker needs it, so it travels with the config.
+    engine_options: tuple = ()
 
 
 class Scorer:
@@ -104,10 +106,16 @@ class Scorer:
             analysis reads), ``"all"`` or ``"none"``.
         threshold: score at which a sample supports a subgoal.
         template: Jinja template turning a row into text; by default the row layout is detected from its columns.
+        engine: ``"transformers"`` (default), ``"llamacpp"`` (a .gguf or ``"embedded"``) or ``"openai"`` (a server;
+            ``model`` is its served model name, optional when it serves one).
+        base_url: the server of ``engine="openai"``, e.g. ``http://127.0.0.1:8000/v1``.
+        engine_options: more engine settings, e.g. ``{"max_in_flight": 32, "api_key_env": "MY_KEY"}`` for a server
+            (see :mod:`goalcover_hf.engines`).
 
     Example:
         >>> scorer = Scorer("goal.yaml")
         >>> ds = ds.map(scorer, batched=True, batch_size=8)
+        >>> remote = Scorer("goal.yaml", "Qwen/Qwen2.5-7B-Instruct", engine="openai", base_url="http://127.0.0.1:8000/v1")
     """
 
     def __init__(
@@ -122,6 +130,8 @@ class Scorer:
         engine: str = "transformers",
         max_new_tokens: int = 96,
         batch_size: int = 8,
+        base_url: str | None = None,
+        engine_options: Mapping[str, Any] | None = None,
     ):
         if not isinstance(spec, GoalSpec):
             spec = GoalSpec.load(spec)
@@ -131,13 +141,14 @@ class Scorer:
             raise ValueError(f"explain must be one of {EXPLAIN}, got {explain!r}")
         if not 1 <= int(threshold) <= 5:
             raise ValueError(f"threshold must be within 1..5, got {threshold}")
-        ref = resolve_model(model)
+        options = check_engine_options(engine, {**(engine_options or {}), "base_url": base_url})
+        model, identity = resolve_engine_model(model, engine, options)
         self.spec = spec
         self.config = ScorerConfig(
             spec_yaml=spec.to_yaml(),
             spec_hash=spec.content_hash(),
             model=model,
-            model_identity=ref.identity,
+            model_identity=identity,
             engine=engine,
             prompt_version=load_prompt("score_v1").version,
             mode=mode,
@@ -146,6 +157,7 @@ class Scorer:
             template=template,
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
+            engine_options=options,
         )
 
     # Pickle as config only: the engine is a per-process resource, never part of the fingerprint.
@@ -155,18 +167,19 @@ class Scorer:
     def __setstate__(self, state):
         import yaml
 
-        self.config = ScorerConfig(**state["config"])
+        config = state["config"]
+        self.config = ScorerConfig(**{**config, "engine_options": tuple(map(tuple, config.get("engine_options", ())))})
         self.spec = GoalSpec.model_validate(yaml.safe_load(self.config.spec_yaml))
 
     @property
     def engine(self):
         from .engines import get_engine
 
-        return get_engine(self.config.model, self.config.engine)
+        return get_engine(self.config.model, self.config.engine, None, self.config.engine_options)
 
     @property
     def is_embedded(self) -> bool:
-        return self.config.model == "embedded"
+        return self.config.model == "embedded" or "SmolLM2-135M" in self.config.model_identity
 
     def provenance(self) -> dict[str, Any]:
         """What the card records about how the scores were made."""
@@ -233,6 +246,9 @@ class Scorer:
         probs = self.engine.choice_probs(chats, SCORE_CHOICES)
         to_explain = []
         for (i, j), p in zip(chunk, probs):
+            if p is None:  # the engine could not score this pair (a request that failed after its retries)
+                results[i][j] = Judgement(error="scoring failed (see log)")
+                continue
             score = max(range(5), key=lambda k: p[k]) + 1
             expected = sum((k + 1) * pk for k, pk in enumerate(p))
             results[i][j] = Judgement(score=score, expected=float(expected))
@@ -256,6 +272,8 @@ class Scorer:
         engine = self.engine  # a model that cannot load is the user's to fix: let that error through
         try:
             return engine.generate_json(chats, schema, self.config.max_new_tokens)
+        except EngineMisconfigured:  # every pair would fail the same way: stop the map and say why
+            raise
         except Exception as err:  # one failing batch must not end a long map: mark its pairs and go on
             logger.warning("generation failed for a batch of %d pairs: %s: %s", n, type(err).__name__, err)
             return [None] * n
