@@ -160,6 +160,14 @@ class Scorer:
             engine_options=options,
         )
 
+    def init_kwargs(self) -> dict[str, Any]:
+        """Arguments that rebuild this scorer, e.g. in each Ray actor: ``fn_constructor_kwargs=scorer.init_kwargs()``."""
+        c = self.config
+        options = dict(c.engine_options)
+        return {"spec": self.spec, "model": c.model, "mode": c.mode, "explain": c.explain, "threshold": c.threshold,
+                "template": c.template, "engine": c.engine, "max_new_tokens": c.max_new_tokens,
+                "batch_size": c.batch_size, "base_url": options.pop("base_url", None), "engine_options": options}
+
     # Pickle as config only: the engine is a per-process resource, never part of the fingerprint.
     def __getstate__(self):
         return {"config": asdict(self.config)}
@@ -279,10 +287,21 @@ class Scorer:
             return [None] * n
 
     # ---- datasets.map entry point --------------------------------------------------------------------------------
-    def __call__(self, batch: Mapping[str, list], indices: Sequence[int] | None = None) -> dict[str, Any]:
+    def __call__(self, batch, indices: Sequence[int] | None = None):
+        """Score a batch: a ``datasets`` dict of lists (returns the new columns, which ``map`` adds), or a
+        ``pyarrow.Table`` as Ray Data passes with ``batch_format="pyarrow"`` (returns the table with them appended).
+
+        Example:
+            >>> ray_ds.map_batches(Scorer, fn_constructor_kwargs=scorer.init_kwargs(), batch_format="pyarrow",
+            ...                    concurrency=4, batch_size=16)
+        """
         import pandas as pd
         import pyarrow as pa
 
+        if isinstance(batch, pa.Table):
+            for name, series in self(batch.to_pydict(), indices).items():
+                batch = batch.append_column(name, pa.Array.from_pandas(series))
+            return batch
         columns = list(batch.keys())
         n = len(next(iter(batch.values()))) if batch else 0
         renderer = RowRenderer(columns=columns, template=self.config.template)

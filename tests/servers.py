@@ -77,6 +77,7 @@ class FaultProxy:
         self.in_flight = 0
         self.max_in_flight = 0
         self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -99,6 +100,7 @@ class FaultProxy:
                     for field in proxy.strip:
                         body.pop(field, None)
                     proxy.bodies.append(body)
+                    proxy.auth.append(self.headers.get("Authorization"))
                 try:
                     self._act(action, body)
                 finally:
@@ -152,6 +154,7 @@ class FaultProxy:
             self.strip = set()
             self.posts = self.max_in_flight = 0
             self.bodies = []
+            self.auth = []
 
     def close(self) -> None:
         self.server.shutdown()

@@ -33,7 +33,8 @@ def engine_options(engine: str, options: Mapping[str, Any] | None = None) -> Eng
     unknown = sorted(set(options) - set(OPTIONS[engine]))
     if unknown:
         allowed = ", ".join(OPTIONS[engine]) or "none"
-        raise ValueError(f"engine {engine!r} does not take {', '.join(unknown)} (its options: {allowed})")
+        hint = "; a server needs engine 'openai' (--engine openai)" if "base_url" in unknown else ""
+        raise ValueError(f"engine {engine!r} does not take {', '.join(unknown)} (its options: {allowed}){hint}")
     if engine == "openai" and not options.get("base_url"):
         raise ValueError("engine 'openai' needs base_url (--base-url http://HOST:PORT/v1)")
     return tuple(sorted(options.items()))

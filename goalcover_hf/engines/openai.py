@@ -64,7 +64,11 @@ _PROBE_CHAT = [{"role": "user", "content": "Reply with a JSON object."}]
 
 
 class RequestFailed(RuntimeError):
-    """One request failed for good (after its retries, or with a status that retrying cannot fix)."""
+    """One request failed for good: ``transient`` after its retries ran out, else refused (a 4xx) at once."""
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
 
 
 def normalize_base_url(base_url: str) -> str:
@@ -118,13 +122,13 @@ class Client:
                 detail = err.read().decode("utf-8", "replace")[:300]
                 last = f"HTTP {err.code}: {detail}"
                 if err.code not in _RETRY_STATUS:
-                    raise RequestFailed(f"{url}: {last}") from None
+                    raise RequestFailed(f"{url}: {last}", transient=False) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
                 last = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
             except json.JSONDecodeError as err:  # a body cut short
                 last = f"unreadable JSON reply ({err})"
             logger.debug("%s: try %d of %d failed: %s", url, attempt + 1, self.retries + 1, last)
-        raise RequestFailed(f"{url}: failed after {self.retries + 1} tries; last: {last}")
+        raise RequestFailed(f"{url}: failed after {self.retries + 1} tries; last: {last}", transient=True)
 
 
 def server_models(client: Client) -> list[dict]:
@@ -266,8 +270,13 @@ class OpenAIEngine(Engine):
             try:
                 reply = self._chat(_PROBE_CHAT, max_tokens=32, **structured_fields(kind, _PROBE_SCHEMA, "probe"))
                 text = reply["choices"][0]["message"].get("content")
-            except (RequestFailed, KeyError, IndexError, TypeError) as err:
+            except RequestFailed as err:
+                if err.transient:  # the server is down or overloaded: that says nothing about the parameter
+                    raise
                 tried.append(f"{kind}: rejected ({err})")
+                continue
+            except (KeyError, IndexError, TypeError, AttributeError) as err:
+                tried.append(f"{kind}: unreadable reply ({type(err).__name__}: {err})")
                 continue
             if (_json_object(text) or {}).get("probe") in _PROBE_VALUES:
                 logger.info("%s honours structured output through %s", self.client.base_url, kind)
