@@ -20,7 +20,13 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH bash examples/demo.sh
 
-test: $(STAMP)
+# The engine extras (llama-cpp-python compiles from source: minutes) are for the tests only, never for `make demo`.
+ENGINES_STAMP := $(VENV)/.goalcover-engines
+$(ENGINES_STAMP): $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -q -c constraints.txt -e ".[dev,llamacpp,ray]"
+	touch $(ENGINES_STAMP)
+
+test: $(STAMP) $(ENGINES_STAMP)
 	$(PY) -m pytest -q tests
 
 clean:

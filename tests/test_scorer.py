@@ -156,3 +156,16 @@ def test_bad_scorer_settings(spec, tiny_model):
 
     with pytest.raises(ModelNotFoundError, match="no-such-dir"):
         Scorer(spec, "./no-such-dir")
+
+
+def test_engine_choice_and_options_are_checked(spec, tiny_model):
+    with pytest.raises(ValueError, match="unknown engine 'vibes'"):
+        Scorer(spec, tiny_model, engine="vibes")
+    with pytest.raises(ValueError, match="does not take base_url.*--engine openai"):
+        Scorer(spec, tiny_model, base_url="http://127.0.0.1:8000/v1")
+    with pytest.raises(ValueError, match="does not take max_in_flight"):
+        Scorer(spec, tiny_model, engine_options={"max_in_flight": 4})
+    with pytest.raises(ValueError, match="needs base_url"):
+        Scorer(spec, engine="openai")
+    kwargs = Scorer(spec, tiny_model, mode="logprobs").init_kwargs()
+    assert Scorer(**kwargs).config == Scorer(spec, tiny_model, mode="logprobs").config

@@ -1,0 +1,128 @@
+"""A GGUF file through llama-cpp-python: quantized CPU inference, Outlines for JSON.
+
+Install with ``pip install goalcover_hf[llamacpp]`` (llama-cpp-python compiles from source, about 11 minutes on 2
+cores; Outlines' llama.cpp backend also needs numba).
+
+Both methods render the chat with the GGUF's own chat template and tokenize it as llama.cpp's completion call does,
+so a score and an explanation see the same prompt tokens. Digit scoring reads the last position's logits with
+``llama_get_logits_ith`` (llama-cpp-python 0.3 no longer keeps them after ``eval``), and reuses the evaluated prefix
+of the previous chat: the sample text, shared by all of a sample's subgoals, is computed once per sample.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+from pydantic import BaseModel
+
+from ..logging import get_logger
+from ..models import resolve_model
+from .base import Chat, Engine
+
+logger = get_logger(__name__)
+
+INSTALL_HINT = "the llamacpp engine needs llama-cpp-python and numba: pip install 'goalcover_hf[llamacpp]'"
+
+
+class LlamaCppEngine(Engine):
+    """Scores with llama.cpp.
+
+    Args:
+        model: a ``.gguf`` file or ``"embedded"``.
+        threads: CPU threads (default: all cores).
+        n_ctx: context length in tokens (prompt plus reply).
+
+    Example:
+        >>> engine = LlamaCppEngine("embedded")
+        >>> engine.choice_probs([[{"role": "user", "content": "Pick 1-5"}]], ["1", "2", "3", "4", "5"])
+    """
+
+    name = "llamacpp"
+
+    def __init__(self, model: str = "embedded", threads: int | None = None, n_ctx: int = 8192):
+        try:
+            import llama_cpp
+        except ImportError:
+            raise ImportError(INSTALL_HINT) from None
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.ref = resolve_model(model)
+        if self.ref.kind not in ("embedded", "gguf"):
+            raise ValueError(f"{model}: the llamacpp engine reads .gguf files (or 'embedded')")
+        self.identity = self.ref.identity
+        threads = threads or os.cpu_count() or 1
+        logger.info("loading %s with llama.cpp", self.identity)
+        self.llm = llama_cpp.Llama(model_path=self.ref.location, n_ctx=n_ctx, n_threads=threads,
+                                   n_threads_batch=threads, logits_all=False, verbose=False, seed=0)
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{self.identity}: the GGUF has no chat template; use an instruction-tuned model")
+        vocab = self.llm._model
+        self._bos = vocab.token_get_text(vocab.token_bos()) if vocab.token_bos() >= 0 else ""
+        self._add_bos = bool(vocab.add_bos_token())
+        self._formatter = Jinja2ChatFormatter(template=template, bos_token=self._bos,
+                                              eos_token=vocab.token_get_text(vocab.token_eos()))
+        self._outlines_model = None
+
+    def chat_text(self, chat: Chat) -> str:
+        text = self._formatter(messages=list(chat)).prompt
+        if self._add_bos and self._bos and text.startswith(self._bos):
+            text = text[len(self._bos):]  # llama.cpp adds BOS itself: do not send two
+        return text
+
+    def tokens(self, chat: Chat) -> list[int]:
+        # As Llama.create_completion tokenizes a text prompt: BOS if the model wants one, special tokens parsed.
+        ids = self.llm.tokenize(self.chat_text(chat).encode("utf-8"), add_bos=False, special=True)
+        return ([self.llm.token_bos()] if self._add_bos else []) + ids
+
+    @lru_cache(maxsize=8)
+    def _generator(self, schema: type[BaseModel]):
+        import outlines
+
+        if self._outlines_model is None:
+            # chat_mode=False: we pass the prompt already rendered with the GGUF's template.
+            self._outlines_model = outlines.from_llamacpp(self.llm, chat_mode=False)
+        return outlines.Generator(self._outlines_model, schema)
+
+    def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str]:
+        try:
+            import numba  # noqa: F401  Outlines' llama.cpp backend needs it and otherwise returns unconstrained text
+        except ImportError:
+            raise ImportError(INSTALL_HINT) from None
+        generator = self._generator(schema)
+        # llama.cpp has no batched generation in Outlines: one chat at a time. Plain greedy, like transformers.
+        return [generator(self.chat_text(c), max_tokens=max_new_tokens, temperature=0.0, repeat_penalty=1.0,
+                          top_k=1, seed=0) for c in chats]
+
+    def choice_token_ids(self, choices: Sequence[str]) -> list[int]:
+        ids = []
+        for choice in choices:
+            tokens = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
+            if len(tokens) != 1:
+                raise ValueError(f"{self.identity}: choice {choice!r} is not a single token")
+            ids.append(tokens[0])
+        return ids
+
+    def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str]) -> list[list[float]]:
+        import llama_cpp
+
+        ids = self.choice_token_ids(choices)
+        out = []
+        for chat in chats:
+            tokens = self.tokens(chat)
+            # Keep what the last evaluation shares with this prompt (always re-evaluate at least one token).
+            keep = 0
+            for a, b in zip(self.llm.input_ids[: self.llm.n_tokens], tokens[:-1]):
+                if a != b:
+                    break
+                keep += 1
+            self.llm.n_tokens = keep
+            self.llm.eval(tokens[keep:])
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1),
+                                           shape=(self.llm.n_vocab(),))[ids].astype(np.float64)
+            probs = np.exp(logits - logits.max())
+            out.append((probs / probs.sum()).tolist())
+        return out

@@ -1,0 +1,60 @@
+"""The llama.cpp engine on the embedded GGUF (skipped without llama-cpp-python). Plumbing, not judge quality."""
+
+import pytest
+from datasets import Dataset
+
+from goalcover_hf import Scorer
+from goalcover_hf.engines import get_engine
+from goalcover_hf.scorer import SCORE_CHOICES, JudgementJSON
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'goalcover_hf[llamacpp]'")
+pytest.importorskip("numba", reason="numba is not installed: pip install 'goalcover_hf[llamacpp]'")
+
+CHATS = [
+    [{"role": "system", "content": "You are terse."},
+     {"role": "user", "content": "Sample: 'Take 200 mg every 6 hours.'\nDoes it state a dose? Score 1 to 5, one digit."}],
+    [{"role": "system", "content": "You are terse."},
+     {"role": "user", "content": "Sample: 'Asthma is a lung disease.'\nDoes it state a dose? Score 1 to 5, one digit."}],
+]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return get_engine("embedded", "llamacpp")
+
+
+def test_prefix_reuse_does_not_change_probabilities(engine):
+    first, second, again = engine.choice_probs([CHATS[0], CHATS[1], CHATS[0]], SCORE_CHOICES)
+    engine.llm.reset()
+    [fresh] = engine.choice_probs([CHATS[0]], SCORE_CHOICES)
+    assert again == pytest.approx(first, abs=1e-6) and fresh == pytest.approx(first, abs=1e-6)
+    assert first != pytest.approx(second, abs=1e-3)  # different prompts, different distributions
+    assert all(abs(sum(p) - 1) < 1e-6 for p in (first, second))
+
+
+def test_choice_probs_agree_with_the_transformers_engine(engine):
+    # Same weights (Q4_1 in llama.cpp, dequantized to fp32 in transformers) and same chat template.
+    reference = get_engine("embedded", "transformers").choice_probs(CHATS, SCORE_CHOICES)
+    for a, b in zip(engine.choice_probs(CHATS, SCORE_CHOICES), reference):
+        assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
+
+
+def test_generate_json_is_constrained(engine):
+    [raw] = engine.generate_json(CHATS[:1], JudgementJSON, 96)
+    assert JudgementJSON.model_validate_json(raw).score in (1, 2, 3, 4, 5)
+
+
+def test_scorer_through_llamacpp_gives_the_same_columns_and_provenance(spec):
+    ds = Dataset.from_dict({"question": ["How much ibuprofen?", "Empty?"], "answer": ["200 mg every 6 hours.", ""]})
+    scorer = Scorer(spec, "embedded", engine="llamacpp", mode="logprobs", explain="none")
+    out = ds.map(scorer, batched=True, with_indices=True, features=scorer.features(ds.features))
+    assert out.features == scorer.features(ds.features)
+    assert out["gc_states_dose_score"][0] in (1, 2, 3, 4, 5) and out["gc_states_dose_error"][1] is not None
+    provenance = scorer.provenance()
+    assert provenance["engine"] == "llamacpp"
+    assert provenance["model"] == Scorer(spec, "embedded").provenance()["model"]  # same weights, same identity
+
+
+def test_llamacpp_needs_a_gguf(tiny_model, spec):
+    with pytest.raises(ValueError, match="reads .gguf files"):
+        Scorer(spec, tiny_model, engine="llamacpp")

@@ -1,0 +1,194 @@
+"""The OpenAI-compatible engine against a real server (llama-cpp-python's, on 127.0.0.1) and a fault-injecting proxy.
+
+The embedded 135M model serves: these tests check the plumbing (schemas, logprobs, retries, concurrency, workers),
+never the quality of its judgements.
+"""
+
+import json
+import logging
+
+import pytest
+from datasets import Dataset
+
+from goalcover_hf import Scorer
+from goalcover_hf.engines import EngineMisconfigured, get_engine
+from goalcover_hf.engines.openai import OpenAIEngine, RequestFailed
+from goalcover_hf.scorer import SCORE_CHOICES, JudgementJSON
+
+CHAT = [{"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Rate from 1 to 5 how well 'take 200 mg' states a dose. One digit."}]
+HELLO = [{"role": "user", "content": "Say hello."}]
+ROWS = {"question": ["How much ibuprofen?", "What is asthma?", "Is it safe with food?", "How often?"],
+        "answer": ["200 mg every 6 hours.", "A lung disease.", "Yes.", "Twice a day, may cause nausea."]}
+
+
+@pytest.fixture(autouse=True)
+def fresh_engines():
+    yield
+    get_engine.cache_clear()  # proxies come and go on reused ports: never hand a test another test's engine
+
+
+def engine(url, **kw):
+    kw.setdefault("retries", 2)
+    kw.setdefault("backoff", 0.05)
+    return OpenAIEngine(None, url, **kw)
+
+
+def test_identity_comes_from_the_server(llama_server, spec):
+    scorer = Scorer(spec, engine="openai", base_url=llama_server.base_url.removesuffix("/v1"))
+    assert scorer.config.model == scorer.config.model_identity == llama_server.alias
+    assert scorer.provenance()["engine"] == "openai" and scorer.provenance()["model"] == llama_server.alias
+    assert scorer.is_embedded  # the card and the CLI warn: it is the 135M model behind the server
+    with pytest.raises(ValueError, match="does not serve 'nope'.*SmolLM2-135M-Instruct-Q4_1"):
+        Scorer(spec, "nope", engine="openai", base_url=llama_server.base_url)
+    with pytest.raises(ValueError, match="needs base_url"):
+        Scorer(spec, engine="openai")
+    with pytest.raises(EngineMisconfigured, match="cannot list the models"):
+        Scorer(spec, engine="openai", base_url="http://127.0.0.1:9/v1")
+
+
+def test_structured_output_is_probed_and_applied(proxy):
+    eng = engine(proxy.base_url)
+    [raw] = eng.generate_json([CHAT], JudgementJSON, 64)
+    parsed = JudgementJSON.model_validate_json(raw)
+    assert parsed.score in (1, 2, 3, 4, 5)
+    # llama-cpp-python's server refuses response_format json_schema and honours json_object with a schema.
+    assert eng.structured == "json_object"
+    tried = [next(iter(k for k in ("response_format", "structured_outputs", "guided_json") if k in b)) for b in proxy.bodies]
+    assert tried[0] == "response_format" and proxy.bodies[0]["response_format"]["type"] == "json_schema"
+    last = proxy.bodies[-1]
+    assert last["response_format"] == {"type": "json_object", "schema": JudgementJSON.model_json_schema()
+                                       | {"additionalProperties": False}}
+    assert last["temperature"] == 0.0 and last["max_tokens"] == 64
+
+
+def test_a_server_that_ignores_the_schema_fails_loudly(proxy, spec):
+    proxy.strip = {"response_format", "structured_outputs", "guided_json"}
+    with pytest.raises(EngineMisconfigured, match="honoured none of the structured-output parameters"):
+        engine(proxy.base_url).generate_json([HELLO], JudgementJSON, 32)
+    # Told which parameter to use, it checks every reply: free text that stopped normally is refused, not scored.
+    with pytest.raises(EngineMisconfigured, match="ignored the JSON schema sent as 'json_object'.*free text"):
+        engine(proxy.base_url, structured="json_object").generate_json([HELLO], JudgementJSON, 32)
+    scorer = Scorer(spec, engine="openai", base_url=proxy.base_url, engine_options={"structured": "json_object"})
+    with pytest.raises(EngineMisconfigured):  # through the scorer too: the map stops, it does not fill errors
+        scorer.judge_texts(["QUESTION: Say hello.\n\nANSWER: hello"])
+
+
+def test_logprobs_scoring_matches_the_local_llamacpp_engine(proxy):
+    probs = engine(proxy.base_url).choice_probs([CHAT, HELLO], SCORE_CHOICES)
+    assert proxy.bodies[0]["logprobs"] is True and proxy.bodies[0]["top_logprobs"] == 20
+    assert proxy.bodies[0]["max_tokens"] == 1
+    for p in probs:
+        assert len(p) == 5 and abs(sum(p) - 1) < 1e-6
+    pytest.importorskip("numba")
+    from goalcover_hf.engines.llamacpp import LlamaCppEngine
+
+    local = LlamaCppEngine("embedded", threads=1, n_ctx=2048).choice_probs([CHAT], SCORE_CHOICES)[0]
+    # Same weights, same template; the server sees only its top 20 tokens, so allow a small difference.
+    assert max(abs(a - b) for a, b in zip(probs[0], local)) < 0.05
+
+
+def test_a_server_without_logprobs_fails_loudly(proxy):
+    proxy.strip = {"logprobs", "top_logprobs"}
+    with pytest.raises(EngineMisconfigured, match="no top logprobs.*mode='generate'"):
+        engine(proxy.base_url).choice_probs([CHAT], SCORE_CHOICES)
+
+
+def test_requests_in_flight_are_bounded(proxy):
+    proxy.default = "delay:0.3"
+    probs = engine(proxy.base_url, max_in_flight=3).choice_probs([CHAT] * 7, SCORE_CHOICES)
+    assert all(p is not None for p in probs) and proxy.posts == 7
+    assert 1 < proxy.max_in_flight <= 3
+
+
+@pytest.mark.parametrize("faults, posts", [(["500", "500"], 3), (["drop"], 2), (["503", "drop", "502"], 4)])
+def test_transient_faults_are_retried(proxy, faults, posts):
+    proxy.plan.extend(faults)
+    [p] = engine(proxy.base_url, retries=3).choice_probs([CHAT], SCORE_CHOICES)
+    assert p is not None and proxy.posts == posts
+
+
+def test_a_timeout_is_retried(proxy):
+    proxy.plan.append("delay:3")
+    [p] = engine(proxy.base_url, timeout=1).choice_probs([CHAT], SCORE_CHOICES)
+    assert p is not None and proxy.posts == 2
+
+
+def test_last_failure_becomes_a_per_pair_error_and_the_key_is_never_logged(proxy, spec, monkeypatch, caplog):
+    monkeypatch.setenv("GOALCOVER_API_KEY", "sk-test-do-not-log")
+    eng = engine(proxy.base_url)
+    proxy.default = "500"
+    with caplog.at_level(logging.DEBUG, logger="goalcover_hf"):
+        assert eng.choice_probs([CHAT], SCORE_CHOICES) == [None]
+    assert proxy.posts == 3  # the first try and 2 retries
+    assert proxy.auth[-1] == "Bearer sk-test-do-not-log"
+    assert "500" in caplog.text and "sk-test-do-not-log" not in caplog.text
+
+    proxy.reset()
+    proxy.default = "400"  # a refusal is not retried
+    assert eng.choice_probs([CHAT], SCORE_CHOICES) == [None] and proxy.posts == 1
+
+    proxy.reset()
+    proxy.default = "500"
+    options = {"retries": 1, "backoff": 0.01, "structured": "json_object"}
+    for mode, message in (("logprobs", "scoring failed (see log)"), ("generate", "generation failed (see log)")):
+        scorer = Scorer(spec, engine="openai", base_url=proxy.base_url, mode=mode, explain="none",
+                        engine_options=options)
+        judged = scorer.judge_texts(["QUESTION: q\n\nANSWER: a"])[0]
+        assert [(j.score, j.error) for j in judged] == [(None, message)] * 2
+
+
+def test_api_key_env_must_exist(proxy, monkeypatch):
+    monkeypatch.delenv("MY_MISSING_KEY", raising=False)
+    with pytest.raises(ValueError, match="MY_MISSING_KEY"):
+        engine(proxy.base_url, api_key_env="MY_MISSING_KEY")
+
+
+def test_request_failed_is_transient_only_after_retries(proxy):
+    proxy.default = "500"
+    with pytest.raises(RequestFailed) as err:
+        engine(proxy.base_url).client.request("chat/completions", {"model": "x", "messages": HELLO})
+    assert err.value.transient and "failed after 3 tries" in str(err.value)
+
+
+def test_num_proc_workers_match_one_process(llama_server, spec):
+    ds = Dataset.from_dict(ROWS)
+    scorer = Scorer(spec, engine="openai", base_url=llama_server.base_url, mode="logprobs", explain="none",
+                    batch_size=2)
+    one = ds.map(scorer, batched=True, batch_size=2, features=scorer.features(ds.features))
+    two = ds.map(scorer, batched=True, batch_size=2, num_proc=2, features=scorer.features(ds.features))
+    assert one.to_list() == two.to_list()
+    assert all(s in (1, 2, 3, 4, 5) for s in one["gc_states_dose_score"])
+
+
+def test_generate_mode_through_the_server_fills_the_same_columns(llama_server, spec):
+    ds = Dataset.from_dict({k: v[:1] for k, v in ROWS.items()})
+    scorer = Scorer(spec, engine="openai", base_url=llama_server.base_url, max_new_tokens=96)
+    out = ds.map(scorer, batched=True, features=scorer.features(ds.features))
+    assert out.features == scorer.features(ds.features)
+    for sub in spec.subgoals:
+        score, error = out[f"gc_{sub.id}_score"][0], out[f"gc_{sub.id}_error"][0]
+        assert (score in (1, 2, 3, 4, 5)) != (error is not None)
+
+
+def test_cli_scores_through_a_server(llama_server, spec, tmp_path, capsys):
+    from goalcover_hf.cli import main
+    from goalcover_hf.results import load_run
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in zip(*ROWS.values())))
+    spec_file = spec.save(tmp_path / "goal.yaml")
+    out = tmp_path / "run"
+    assert main(["score", "--data", str(data), "--spec", str(spec_file), "--engine", "openai", "--base-url",
+                 llama_server.base_url, "--mode", "logprobs", "--explain", "none", "--max-in-flight", "2",
+                 "--num-proc", "2", "-o", str(out)]) == 0
+    assert "SmolLM2-135M" in capsys.readouterr().err  # the embedded-model warning, seen through the server
+    run = load_run(out)
+    assert run.provenance["engine"] == "openai" and run.provenance["model"] == llama_server.alias
+    assert len(run.dataset) == 4
+    readme = tmp_path / "README.md"
+    assert main(["card", str(out), "--readme", str(readme)]) == 0
+    assert f"`{llama_server.alias}` (openai)" in readme.read_text()
+    assert main(["score", "--data", str(data), "--spec", str(spec_file), "--engine", "openai", "-o",
+                 str(tmp_path / "x")]) == 2
+    assert "needs base_url" in capsys.readouterr().err
