@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .coverage import DEFAULT_MIN_COVERAGE
 from .models import EMBEDDED_WARNING
-from .scorer import DEFAULT_THRESHOLD, MODES
+from .scorer import DEFAULT_MODE, DEFAULT_THRESHOLD, MODES
 
 
 def _warn_if_embedded(model_or_identity: str | None) -> None:
@@ -85,7 +85,7 @@ def cmd_cache(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{info['path']}: {info['entries']} judgements, {info['bytes'] / 1e6:.1f} MB")
+    print(f"{info['path']}: {info['entries']} judgements, {info['bytes'] / 1e6:.2f} MB")
     for s in info["by_settings"]:
         print(f"  {s['entries']:>8}  {s['model']}  {s['engine']}  {s['prompt_version']}  {s['mode']}")
     return 0
@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="a .jsonl/.json/.csv/.parquet file, a folder, or a Hub dataset id")
     p.add_argument("--spec", required=True, help="the goal spec YAML")
     p.add_argument("--model", default="embedded", help="embedded | HF id | folder | .gguf (default embedded)")
-    p.add_argument("--mode", choices=MODES, default="generate", help="generate: JSON per pair; logprobs: digit probabilities")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
+                   help=f"logprobs: digit probabilities, explanations where --explain asks; generate: JSON per pair "
+                   f"(default {DEFAULT_MODE})")
     p.add_argument("--explain", choices=("low", "all", "none"), default="low", help="logprobs mode: which pairs get explanations")
     p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="support threshold (default 4)")
     p.add_argument("--template", help="Jinja template turning a row into text, e.g. '{{ question }}\\n{{ answer }}'")
