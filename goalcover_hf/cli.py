@@ -13,7 +13,7 @@ from .gaps import DEFAULT_DISTANCE, DEFAULT_MAX_THEMES, DEFAULT_MIN_THEME
 from .models import EMBEDDED_WARNING
 from .engines import ENGINES
 from .engines.openai import STRUCTURED
-from .scorer import DEFAULT_THRESHOLD, MODES
+from .scorer import DEFAULT_MODE, DEFAULT_THRESHOLD, MODES
 
 
 def _warn_if_embedded(model_or_identity: str | None) -> None:
@@ -128,7 +128,7 @@ def cmd_cache(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{info['path']}: {info['entries']} judgements, {info['bytes'] / 1e6:.1f} MB")
+    print(f"{info['path']}: {info['entries']} judgements, {info['bytes'] / 1e6:.2f} MB")
     for s in info["by_settings"]:
         print(f"  {s['entries']:>8}  {s['model']}  {s['engine']}  {s['prompt_version']}  {s['mode']}")
     return 0
@@ -410,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--structured", choices=("auto",) + STRUCTURED,
                    help="--engine openai: the server's structured-output parameter (default auto: probe)")
     p.add_argument("--num-proc", type=int, help="worker processes for datasets.map (each opens its own engine)")
-    p.add_argument("--mode", choices=MODES, default="generate", help="generate: JSON per pair; logprobs: digit probabilities")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
+                   help=f"logprobs: digit probabilities, explanations where --explain asks; generate: JSON per pair "
+                   f"(default {DEFAULT_MODE})")
     p.add_argument("--explain", choices=("low", "all", "none"), default="low", help="logprobs mode: which pairs get explanations")
     p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="support threshold (default 4)")
     p.add_argument("--template", help="Jinja template turning a row into text, e.g. '{{ question }}\\n{{ answer }}'")

@@ -35,9 +35,13 @@ def _full_forward_logits(engine, chat, choices):
     return logits[engine.choice_token_ids(choices)].tolist()
 
 
+def _flat(nested):
+    return [v for g in nested for row in g for v in row]
+
+
 def test_shared_prefix_logits_equal_full_forward(engine, groups):
     engine.tokens_read = 0
-    engine._root = None
+    engine._kept.clear()
     shared = engine.choice_logits_shared(groups, SCORE_CHOICES)
     for group, got in zip(groups, shared):
         for chat, values in zip(group, got):
@@ -46,10 +50,18 @@ def test_shared_prefix_logits_equal_full_forward(engine, groups):
     total = sum(len(engine.tokenizer(engine.chat_text(c), add_special_tokens=False)["input_ids"])
                 for g in groups for c in g)
     assert engine.tokens_read < total
-    # The system part is kept between calls: a second call reads fewer tokens.
+    # Prefix states are kept between calls: the same groups again read only their suffixes, with the same logits.
     first = engine.tokens_read
     engine.tokens_read = 0
-    engine.choice_logits_shared(groups, SCORE_CHOICES)
+    again = engine.choice_logits_shared(groups, SCORE_CHOICES)
+    assert _flat(again) == pytest.approx(_flat(shared), abs=1e-5)
+    assert engine.tokens_read < first
+    # Explanation prompts (same samples, another cue) start from the kept sample states and still match.
+    other = [[c[:1] + [{"role": "user", "content": c[1]["content"] + " Be brief."}] for c in g] for g in groups]
+    engine.tokens_read = 0
+    for group, got in zip(other, engine.choice_logits_shared(other, SCORE_CHOICES)):
+        for chat, values in zip(group, got):
+            assert values == pytest.approx(_full_forward_logits(engine, chat, SCORE_CHOICES), abs=1e-4)
     assert engine.tokens_read < first
 
 

@@ -3,7 +3,8 @@
 The ``*_shared`` methods pay for each shared beginning once. Chats are tokenized whole (so the ids are exactly those
 a plain forward would read); the token-level common prefix of a group (system instructions + one sample) is run once
 and its key/value cache reused by every member's suffix (one subgoal + the score cue); the common prefix of all groups
-(the system instructions) is run once per engine and kept. Suffixes of all groups are then batched together, sorted
+(the system instructions) is run once per engine and kept, and so are recent samples' states, which the
+explanation prompts (same sample, another cue) start from. Suffixes of all groups are then batched together, sorted
 by length, with each row's prefix cache left-padded to the batch's longest and masked.
 """
 
@@ -24,7 +25,8 @@ from .base import Chat, Engine, _regroup
 logger = get_logger(__name__)
 
 MIN_SHARED_TOKENS = 8  # below this a shared prefix is not worth a separate forward
-BATCH_TOKENS = 8192  # rows x (longest prefix + longest suffix) per suffix batch: bounds the merged cache's memory
+BATCH_TOKENS = 16384  # rows x (longest prefix + longest suffix) per suffix batch: bounds the merged cache's memory
+KEEP_TOKENS = 8192  # prefix tokens whose key/value states are kept between calls
 MAX_BATCH = 64
 
 
@@ -88,7 +90,7 @@ class TransformersEngine(Engine):
         # transformers 5 renamed forward's `past_key_values` to `cache`; the cache object is updated in place either way.
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._root: _Prefix | None = None  # the system part, shared by every group, kept between calls
+        self._kept: list[_Prefix] = []  # prefix states kept between calls: the system part, recent samples
         self.tokens_read = 0  # prompt tokens run through the model by the shared path (for benchmarks)
 
     def chat_text(self, chat: Chat) -> str:
@@ -199,19 +201,29 @@ class TransformersEngine(Engine):
         prefix_lens = [min(_common_len(g), min(len(s) for s in g) - 1) if g else 0 for g in per_group]
         heads = [g[0][:n] for g, n in zip(per_group, prefix_lens) if g]
         root_len = _common_len(heads) if heads else 0
-        root = None
         if root_len >= MIN_SHARED_TOKENS:
-            root_ids = heads[0][:root_len]
-            if self._root is None or self._root.ids != root_ids:
-                self._root = self._forward_prefix(root_ids, None)
-            root = self._root
+            self._forward_prefix(heads[0][:root_len])
         rows = []
         for gi, (g, n) in enumerate(zip(per_group, prefix_lens)):
-            prefix = self._forward_prefix(g[0][:n], root) if n >= MIN_SHARED_TOKENS else _Prefix([], None)
+            prefix = self._forward_prefix(g[0][:n]) if n >= MIN_SHARED_TOKENS else _Prefix([], None)
             rows.extend(_Row(gi, mi, prefix, seq[len(prefix.ids) :]) for mi, seq in enumerate(g))
         return rows
 
-    def _forward_prefix(self, ids: list[int], base: _Prefix | None) -> _Prefix:
+    def _forward_prefix(self, ids: list[int]) -> _Prefix:
+        """The prefix state of ``ids``, starting from the longest kept prefix of it (the system part, or the same
+        sample's state from the scoring call when explanations follow), and kept for later calls."""
+        base = max((p for p in self._kept if len(p.ids) <= len(ids) and ids[: len(p.ids)] == p.ids),
+                   key=lambda p: len(p.ids), default=None)
+        if base is not None and len(base.ids) == len(ids):
+            return base
+        prefix = self._extend(ids, base)
+        self._kept.append(prefix)
+        # Keep the system part (the first entry) and the most recent samples, within a token budget.
+        while len(self._kept) > 2 and sum(len(p.ids) for p in self._kept) > KEEP_TOKENS:
+            del self._kept[1]
+        return prefix
+
+    def _extend(self, ids: list[int], base: _Prefix | None) -> _Prefix:
         import torch
         from transformers import DynamicCache
 
