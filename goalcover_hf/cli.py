@@ -58,7 +58,7 @@ def cmd_decompose(args) -> int:
         if args.goal:
             spec = spec.model_copy(update={"goal": args.goal.strip()})
     else:
-        print(f"Asking {args.model} to decompose the goal (a minute or two on a CPU)...", file=sys.stderr)
+        print(f"Asking {args.model} to decompose the goal (this can take minutes on a CPU)...", file=sys.stderr)
         spec = proposer.propose(args.goal, args.hint or "")
     if args.examples:
         spec.meta["grounding"] = {"data": args.examples, "rows": len(texts)}

@@ -7,12 +7,14 @@ calls them, re-runs the checks and prints the list with each subgoal's findings 
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from dataclasses import replace as _replace_field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .checks import CHECKS, Checker, Finding, with_findings
+from .checks import CHECKS, Checker, Finding, format_findings, with_findings
 from .decompose import Proposer, slug, to_spec
 from .spec import GoalSpec
 
@@ -127,8 +129,6 @@ def replace(spec: GoalSpec, index: int, fields: dict) -> GoalSpec:
 # ---- display -----------------------------------------------------------------------------------------------------
 def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[str] = frozenset()) -> str:
     """The numbered subgoal list with rubric anchors and, beside each subgoal, what the checks found."""
-    from .checks import format_findings
-
     number = {s.id: k for k, s in enumerate(spec.subgoals, 1)}
     commands = {"atomic": "split {}", "evaluable": "edit {} description", "coverage": "add"}
 
@@ -197,6 +197,7 @@ class Session:
         self.reviewed: set[str] = set(spec.meta.get("reviewed", []))
         self.findings: list[Finding] = []
         self.saved_path: Path | None = None
+        self._reading = False
 
     # -- helpers
     def _check(self) -> None:
@@ -227,11 +228,11 @@ class Session:
 
     def _read(self, prompt: str, default: str = "") -> str:
         shown = f" [{default}]" if default else ""
-        return self.ask(f"{prompt}{shown}: ").strip() or default
+        return self._ask(f"{prompt}{shown}: ").strip() or default
 
     def confirm(self, question: str) -> bool:
         try:
-            return self.ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+            return self._ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
         except EOFError:
             return False
 
@@ -366,6 +367,7 @@ class Session:
     def _draft(self) -> None:
         """Input ended with unsaved work: keep it in a draft file that never replaces anything."""
         if not self.dirty or self.output is None:
+            self.say("\nInput ended before save.")
             return
         stem, k = self.output.with_suffix(""), 1
         path = Path(f"{stem}.draft.yaml")
@@ -373,18 +375,43 @@ class Session:
             k += 1
             path = Path(f"{stem}.draft{k}.yaml")
         self.final_spec().save(path)
-        self.say(f"Your unsaved subgoals are in {path}; continue with: goalcover decompose --from {path}")
+        try:
+            self.say(f"\nInput ended before save. Your unsaved subgoals are in {path}; "
+                     f"continue with: goalcover decompose --from {path}")
+        except OSError:  # the terminal is gone (hangup): the draft is what matters
+            pass
 
     def run(self) -> GoalSpec | None:
         """Run the loop; returns the saved spec, or None if the person quit without saving."""
+        # A closed terminal (SIGHUP) ends input like Ctrl-D does, so the unsaved work goes to a draft.
+        hangup = getattr(signal, "SIGHUP", None)
+        if hangup is None or threading.current_thread() is not threading.main_thread():
+            return self._loop()
+        previous = signal.signal(hangup, self._on_hangup)
+        try:
+            return self._loop()
+        finally:
+            signal.signal(hangup, previous)
+
+    def _on_hangup(self, signum, frame) -> None:
+        if self._reading:  # waiting for a line that will never come: end input; otherwise finish what runs
+            raise EOFError("the terminal was closed")
+
+    def _ask(self, prompt: str) -> str:
+        self._reading = True
+        try:
+            return self.ask(prompt)
+        finally:
+            self._reading = False
+
+    def _loop(self) -> GoalSpec | None:
         self._check()
         self.say(render_list(self.spec, self.findings, self.reviewed))
         self.say(HELP)
         while True:
             try:
-                line = self.ask("> ").strip()
+                line = self._ask("> ").strip()
             except (EOFError, KeyboardInterrupt):
-                self.say("\nInput ended before save.")
                 self._draft()
                 return None
             if not line:
@@ -407,6 +434,5 @@ class Session:
             except KeyboardInterrupt:
                 self.say("\n(cancelled)")
             except EOFError:
-                self.say("\nInput ended before save.")
                 self._draft()
                 return None

@@ -1,6 +1,7 @@
 """The real `goalcover decompose` command: driven through a pseudo-terminal (pexpect) and with piped stdin."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,21 @@ def test_cli_errors_are_clear_and_touch_nothing(workdir, session_cache):
     run = subprocess.run([GOALCOVER, "decompose"], cwd=workdir, env=env(session_cache), capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2 and "--from" in run.stderr
+
+
+def test_closing_the_terminal_keeps_a_draft(workdir, session_cache):
+    child = pexpect.spawn(GOALCOVER, ["decompose", "--from", "proposal.yaml", "-o", "goal.yaml", "--no-model-checks"],
+                          cwd=str(workdir), env=env(session_cache), encoding="utf-8", timeout=240)
+    child.expect_exact("\n> ")
+    child.sendline("delete 4")
+    child.expect_exact("Deleted 'Balanced topics'.")
+    child.expect_exact("\n> ")
+    child.kill(signal.SIGHUP)  # what closing the terminal window sends
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    draft = workdir / "goal.draft.yaml"
+    saved = yaml.safe_load(draft.read_text())
+    assert [s["id"] for s in saved["subgoals"]] == ["states_dose", "gives_dosage", "explains_and_recommends",
+                                                    "plain_language"]
+    assert not (workdir / "goal.yaml").exists()
