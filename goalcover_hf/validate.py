@@ -171,6 +171,22 @@ class ValidationResult:
     def to_dict(self) -> dict[str, Any]:
         return _clean_nan(asdict(self))
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ValidationResult":
+        """Read back :meth:`to_dict` (``validation.json``), e.g. to pool domains run separately."""
+        def nan(v):
+            return math.nan if v is None else v
+
+        s = dict(data["summary"])
+        for key in ("target", "nontarget", "d"):
+            s[key] = nan(s[key])
+        for key in ("target_ci", "nontarget_ci", "d_ci"):
+            s[key] = tuple(nan(v) for v in s[key])
+        targets = [TargetResult(**(t | {"degradation": {k: nan(v) for k, v in t["degradation"].items()}}))
+                   for t in data["targets"]]
+        return cls(data["domain"], list(data["subgoals"]), dict(data["provenance"]), targets, GroupSummary(**s),
+                   dict(data.get("settings", {})))
+
     def to_markdown(self) -> str:
         return markdown(self)
 

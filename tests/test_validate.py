@@ -130,3 +130,15 @@ def test_validate_cli(code_rows, code_spec, tiny_model, monkeypatch, tmp_path, c
     assert "--overwrite" in capsys.readouterr().err
     assert main(argv[:-2] + ["--operator", "oops", "-o", str(tmp_path / "v2")]) == 2
     assert "expected SUBGOAL=VALUE" in capsys.readouterr().err
+
+
+def test_result_round_trips_through_json(code_rows, code_spec, tiny_model, monkeypatch):
+    from goalcover_hf.validate import ValidationResult, pooled
+
+    patch_judge(monkeypatch)
+    scorer = Scorer(code_spec, tiny_model, template="{{ prompt }}{{ canonical_solution }}")
+    result = validate(code_rows, code_spec, scorer, n=3, bootstrap=20, domain="code")
+    back = ValidationResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert back.to_markdown() == result.to_markdown()
+    both = pooled([result, back], bootstrap=0)
+    assert both.n_target == 6 and both.target == pytest.approx(result.summary.target)

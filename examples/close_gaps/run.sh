@@ -13,6 +13,6 @@ goalcover score --data "$DATA" --spec examples/close_gaps/goal.yaml --mode logpr
     -o "$OUT/run" --overwrite
 goalcover report "$OUT/run"
 goalcover filter "$OUT/run" --require any --dry-run
-goalcover filter "$OUT/run" --require any -o "$OUT/filtered" --overwrite
+goalcover filter "$OUT/run" --require any -o "$OUT/filtered" --overwrite || echo "(no row passes: nothing written)"
 goalcover synthesize "$OUT/run" --subgoals ${SUBGOALS:-advises_doctor} --n ${N:-3} -o "$OUT/synth" --overwrite
 goalcover card "$OUT/synth"

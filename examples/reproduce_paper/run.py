@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     from goalcover_hf.models import EMBEDDED_WARNING
     from goalcover_hf.scorer import Scorer
     from goalcover_hf.spec import GoalSpec
-    from goalcover_hf.validate import PAPER, SUMMARY_HEAD, GROUPS_NOTE, pooled, summary_row, validate
+    from goalcover_hf.validate import PAPER, SUMMARY_HEAD, GROUPS_NOTE, ValidationResult, pooled, summary_row, validate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="embedded", help="judge: embedded | HF id | folder | .gguf")
@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
     ap.add_argument("-o", "--output", default="reproduce_out")
+    ap.add_argument("--reuse", action="store_true",
+                    help="read OUT/<domain>/validation.json where it exists instead of running that domain again")
     args = ap.parse_args(argv)
 
     root = data_dir()
@@ -49,6 +51,10 @@ def main(argv=None) -> int:
     out = Path(args.output)
     results = []
     for domain in args.domains:
+        saved = out / domain / "validation.json"
+        if args.reuse and saved.is_file():
+            results.append(ValidationResult.from_dict(json.loads(saved.read_text(encoding="utf-8"))))
+            continue
         folder = HERE / domain
         spec = GoalSpec.load(folder / "goal.yaml")
         template = (folder / "template.j2").read_text(encoding="utf-8")
