@@ -54,7 +54,8 @@ def llama_server():
 
     from goalcover_hf.models import embedded_gguf_path
 
-    server = LlamaServer(str(embedded_gguf_path()), alias="SmolLM2-135M-Instruct-Q4_1", n_ctx=2048)
+    server = LlamaServer(str(embedded_gguf_path()), alias="SmolLM2-135M-Instruct-Q4_1", n_ctx=2048,
+                         threads=1)  # llama.cpp's spinning threads crawl on a busy machine
     try:
         server.wait_ready()
         yield server

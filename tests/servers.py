@@ -62,8 +62,8 @@ class LlamaServer:
 class FaultProxy:
     """An HTTP proxy in front of ``upstream`` that misbehaves on purpose.
 
-    Each POST takes the next action from ``plan`` (then ``default``): ``"ok"`` forwards; ``"500"``/``"400"`` answer
-    that status; ``"drop"`` closes the connection without a reply; ``"delay:S"`` waits S seconds, then forwards.
+    Each POST takes the next action from ``plan`` (then ``default``): ``"ok"`` forwards; ``"500"``, ``"400"``, ... answer
+    that status (any number); ``"drop"`` closes the connection without a reply; ``"delay:S"`` waits S seconds, then forwards.
     Fields named in ``strip`` are removed from every POST body before forwarding (a server ignoring a parameter).
     GETs are always forwarded. ``posts`` counts POSTs; ``max_in_flight`` is the most POSTs seen at once.
     """
@@ -112,7 +112,7 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if action in ("500", "400"):
+                if action.isdigit():
                     self._reply(int(action), b'{"error": {"message": "injected fault"}}')
                     return
                 if action.startswith("delay:"):

@@ -20,7 +20,7 @@ CHATS = [
 
 @pytest.fixture(scope="module")
 def engine():
-    return get_engine("embedded", "llamacpp")
+    return get_engine("embedded", "llamacpp", 1)  # one thread: llama.cpp's spinning threads crawl on a busy machine
 
 
 def test_prefix_reuse_does_not_change_probabilities(engine):
@@ -46,7 +46,8 @@ def test_generate_json_is_constrained(engine):
 
 def test_scorer_through_llamacpp_gives_the_same_columns_and_provenance(spec):
     ds = Dataset.from_dict({"question": ["How much ibuprofen?", "Empty?"], "answer": ["200 mg every 6 hours.", ""]})
-    scorer = Scorer(spec, "embedded", engine="llamacpp", mode="logprobs", explain="none")
+    scorer = Scorer(spec, "embedded", engine="llamacpp", mode="logprobs", explain="none",
+                    engine_options={"threads": 1, "n_ctx": 2048})
     out = ds.map(scorer, batched=True, with_indices=True, features=scorer.features(ds.features))
     assert out.features == scorer.features(ds.features)
     assert out["gc_states_dose_score"][0] in (1, 2, 3, 4, 5) and out["gc_states_dose_error"][1] is not None

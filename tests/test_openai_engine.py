@@ -74,18 +74,24 @@ def test_a_server_that_ignores_the_schema_fails_loudly(proxy, spec):
         scorer.judge_texts(["QUESTION: Say hello.\n\nANSWER: hello"])
 
 
-def test_logprobs_scoring_matches_the_local_llamacpp_engine(proxy):
-    probs = engine(proxy.base_url).choice_probs([CHAT, HELLO], SCORE_CHOICES)
+def test_logprobs_scoring_matches_the_local_llamacpp_engine(proxy, spec):
+    scorer = Scorer(spec, engine="openai", base_url=proxy.base_url)
+    chats = [scorer.chat(text, sub, "ask_digit") for text in ("QUESTION: How much ibuprofen?\n\nANSWER: 200 mg.",
+                                                               "QUESTION: What is asthma?\n\nANSWER: A lung disease.")
+             for sub in spec.subgoals]
+    remote = engine(proxy.base_url).choice_probs(chats, SCORE_CHOICES)
     assert proxy.bodies[0]["logprobs"] is True and proxy.bodies[0]["top_logprobs"] == 20
     assert proxy.bodies[0]["max_tokens"] == 1
-    for p in probs:
-        assert len(p) == 5 and abs(sum(p) - 1) < 1e-6
     pytest.importorskip("numba")
     from goalcover_hf.engines.llamacpp import LlamaCppEngine
 
-    local = LlamaCppEngine("embedded", threads=1, n_ctx=2048).choice_probs([CHAT], SCORE_CHOICES)[0]
-    # Same weights, same template; the server sees only its top 20 tokens, so allow a small difference.
-    assert max(abs(a - b) for a, b in zip(probs[0], local)) < 0.05
+    local = LlamaCppEngine("embedded", threads=1, n_ctx=2048).choice_probs(chats, SCORE_CHOICES)
+    for r, loc in zip(remote, local):
+        assert len(r) == 5 and abs(sum(r) - 1) < 1e-6
+        # Same weights and template: equal once the local distribution keeps only the digits the server's top 20
+        # held (a digit outside them gets 0 remotely).
+        kept = [x if y > 0 else 0.0 for x, y in zip(loc, r)]
+        assert [x / sum(kept) for x in kept] == pytest.approx(r, abs=2e-3)
 
 
 def test_a_server_without_logprobs_fails_loudly(proxy):

@@ -18,7 +18,7 @@ from .base import Engine, EngineMisconfigured
 ENGINES = ("transformers", "llamacpp", "openai")
 OPTIONS = {
     "transformers": (),
-    "llamacpp": ("n_ctx",),
+    "llamacpp": ("n_ctx", "threads"),
     "openai": ("base_url", "api_key_env", "max_in_flight", "timeout", "retries", "backoff", "structured"),
 }
 
@@ -35,8 +35,12 @@ def engine_options(engine: str, options: Mapping[str, Any] | None = None) -> Eng
         allowed = ", ".join(OPTIONS[engine]) or "none"
         hint = "; a server needs engine 'openai' (--engine openai)" if "base_url" in unknown else ""
         raise ValueError(f"engine {engine!r} does not take {', '.join(unknown)} (its options: {allowed}){hint}")
-    if engine == "openai" and not options.get("base_url"):
-        raise ValueError("engine 'openai' needs base_url (--base-url http://HOST:PORT/v1)")
+    if engine == "openai":
+        if not options.get("base_url"):
+            raise ValueError("engine 'openai' needs base_url (--base-url http://HOST:PORT/v1)")
+        from .openai import normalize_base_url
+
+        options["base_url"] = normalize_base_url(options["base_url"])  # one server, one fingerprint
     return tuple(sorted(options.items()))
 
 
@@ -72,6 +76,7 @@ def get_engine(model: str = "embedded", engine: str = "transformers", threads: i
     if engine == "llamacpp":
         from .llamacpp import LlamaCppEngine
 
+        threads = opts.pop("threads", threads)
         return LlamaCppEngine(model, threads=threads, **opts)
     from .openai import OpenAIEngine
 

@@ -64,11 +64,15 @@ _PROBE_CHAT = [{"role": "user", "content": "Reply with a JSON object."}]
 
 
 class RequestFailed(RuntimeError):
-    """One request failed for good: ``transient`` after its retries ran out, else refused (a 4xx) at once."""
+    """One request failed for good: ``transient`` after its retries ran out, else refused (a 4xx) at once.
 
-    def __init__(self, message: str, transient: bool):
+    ``status`` is the last HTTP status, None when no reply came (timeout, dropped or refused connection).
+    """
+
+    def __init__(self, message: str, transient: bool, status: int | None = None):
         super().__init__(message)
         self.transient = transient
+        self.status = status
 
 
 def normalize_base_url(base_url: str) -> str:
@@ -106,12 +110,13 @@ class Client:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def request(self, path: str, body: dict | None = None) -> dict:
+    def request(self, path: str, body: dict | None = None, retries: int | None = None) -> dict:
         """GET (no body) or POST ``path``; retry what a retry can fix; raise :class:`RequestFailed` otherwise."""
         url = f"{self.base_url}/{path}"
         data = None if body is None else json.dumps(body).encode("utf-8")
-        last = ""
-        for attempt in range(self.retries + 1):
+        retries = self.retries if retries is None else retries
+        last, status = "", None
+        for attempt in range(retries + 1):
             if attempt:
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
             req = urllib.request.Request(url, data=data, headers=self._headers(), method="GET" if data is None else "POST")
@@ -120,15 +125,15 @@ class Client:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as err:
                 detail = err.read().decode("utf-8", "replace")[:300]
-                last = f"HTTP {err.code}: {detail}"
+                last, status = f"HTTP {err.code}: {detail}", err.code
                 if err.code not in _RETRY_STATUS:
-                    raise RequestFailed(f"{url}: {last}", transient=False) from None
+                    raise RequestFailed(f"{url}: {last}", transient=False, status=status) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
-                last = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
+                last, status = f"{type(err).__name__}: {getattr(err, 'reason', err)}", None
             except json.JSONDecodeError as err:  # a body cut short
-                last = f"unreadable JSON reply ({err})"
-            logger.debug("%s: try %d of %d failed: %s", url, attempt + 1, self.retries + 1, last)
-        raise RequestFailed(f"{url}: failed after {self.retries + 1} tries; last: {last}", transient=True)
+                last, status = f"unreadable JSON reply ({err})", None
+            logger.debug("%s: try %d of %d failed: %s", url, attempt + 1, retries + 1, last)
+        raise RequestFailed(f"{url}: failed after {retries + 1} tries; last: {last}", transient=True, status=status)
 
 
 def server_models(client: Client) -> list[dict]:
@@ -190,7 +195,8 @@ def strict_schema(schema: type[BaseModel]) -> dict:
 
 def _json_object(text: str | None) -> dict | None:
     try:
-        value = json.loads(text or "")
+        # strict=False: some grammars (llama-cpp-python's) let raw newlines into strings; the content is still JSON.
+        value = json.loads(text or "", strict=False)
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
@@ -267,11 +273,15 @@ class OpenAIEngine(Engine):
     def _probe(self) -> str:
         tried = []
         for kind in STRUCTURED:
+            body = {"model": self.model, "messages": _PROBE_CHAT, "temperature": 0.0, "max_tokens": 32,
+                    **structured_fields(kind, _PROBE_SCHEMA, "probe")}
             try:
-                reply = self._chat(_PROBE_CHAT, max_tokens=32, **structured_fields(kind, _PROBE_SCHEMA, "probe"))
+                reply = self.client.request("chat/completions", body, retries=min(self.client.retries, 1))
                 text = reply["choices"][0]["message"].get("content")
             except RequestFailed as err:
-                if err.transient:  # the server is down or overloaded: that says nothing about the parameter
+                # Down or overloaded says nothing about the parameter. A 500 does: some servers (llama-cpp-python)
+                # answer an unknown response_format type with a 500 rather than a 4xx.
+                if err.transient and err.status != 500:
                     raise
                 tried.append(f"{kind}: rejected ({err})")
                 continue
@@ -294,13 +304,16 @@ class OpenAIEngine(Engine):
         def one(chat):
             choice = self._chat(chat, max_tokens=max_new_tokens, **fields)["choices"][0]
             text = choice["message"].get("content")
-            if choice.get("finish_reason") != "length" and _json_object(text) is None:
+            value = _json_object(text)
+            if value is not None:
+                return json.dumps(value, ensure_ascii=False)  # re-encoded: control characters escaped
+            if choice.get("finish_reason") != "length":
                 # A constrained decoder cannot stop on anything but complete JSON: the schema was not applied.
                 raise EngineMisconfigured(
                     f"the server at {self.client.base_url} ignored the JSON schema sent as {kind!r} and returned free "
                     f"text ({str(text)[:60]!r}); pass structured= one of {STRUCTURED} that this server honours"
                 )
-            return text
+            return text  # cut by max_tokens: the scorer reports it as invalid output for this pair
 
         return self._each(one, chats)
 
