@@ -125,6 +125,8 @@ def test_methods_run_on_a_real_scorer(tiny_model, spec, monkeypatch):
         return [[0, 0, 0, 0, 1] if "does NOT do this" in c[-1]["content"] else [0, 1, 0, 0, 0] for c in chats]
 
     monkeypatch.setattr(engine, "choice_probs", probs)
+    # the scorer asks for whole samples at once (shared prefix): answer those through the same rule
+    monkeypatch.setattr(engine, "choice_probs_shared", lambda groups, choices: [probs(g, choices) for g in groups])
     [[j, _]] = judging.judge(scorer, ["QUESTION: q\n\nANSWER: a"], spec.subgoals, "contrastive")
     assert j.expected == 3 + (2 - 5) / 2
     offsets = judging.calibrate(scorer, spec.subgoals)
