@@ -409,7 +409,7 @@ def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
         for t in g.themes:
             named = "" if t.named_by != UNNAMED else " [unnamed: most central explanation]"
             lines.append(f"   - {t.title}{named} ({t.size} rows)")
-            if t.description:
+            if t.description and t.description != t.title:
                 lines.append(f"     {t.description}")
             lines.append(f"     rows: {_ids(t.row_ids)}")
             for q in t.quotes:
