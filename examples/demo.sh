@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job: score the example medication Q&A data against its goal spec with the embedded model,
-# print the coverage report, and write a dataset card section with its chart. Output goes to demo_out/.
+# find the gaps, print the coverage report, and write a dataset card section with its charts. Output goes to demo_out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-demo_out}
@@ -8,6 +8,7 @@ MODEL=${MODEL:-embedded}
 start=$(date +%s)
 goalcover score --data examples/medication_qa/data.jsonl --spec examples/medication_qa/goal.yaml \
   --model "$MODEL" -o "$OUT/run" --overwrite
+goalcover gaps "$OUT/run"      # themes of the low-score explanations, named by the judge -> $OUT/run/gaps.json
 goalcover report "$OUT/run"
 cp -n examples/medication_qa/README.md "$OUT/README.md" 2>/dev/null || true
 goalcover card "$OUT/run" --readme "$OUT/README.md"
