@@ -323,7 +323,7 @@ def cmd_synthesize(args) -> int:
     _warn_if_embedded(scorer.config.model)
     result = synthesize(run.spec, run.dataset, subgoals=args.subgoals, n=args.n, scorer=scorer,
                         examples=args.examples, dedup=args.dedup or None, seed=args.seed,
-                        min_coverage=args.min_coverage)
+                        max_chars=args.max_chars, min_coverage=args.min_coverage)
     print(result.text())
     threshold = scorer.config.threshold
     print(compare_table(compute_coverage(run.dataset, run.spec, threshold, args.min_coverage),
@@ -503,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=3, help="real rows shown as style examples (default 3)")
     p.add_argument("--dedup", type=float, default=0.9,
                    help="cosine similarity at which a new row is a near-duplicate (default 0.9; 0: no check)")
+    p.add_argument("--max-chars", type=int, default=600,
+                   help="longest text per field a new row may have (default 600; shorter compiles and runs faster)")
     p.add_argument("--threshold", type=int, help="score a new row needs on its target (default: the run's)")
     p.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE, help="gap line (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
