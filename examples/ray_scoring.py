@@ -36,14 +36,18 @@ def score_with_ray(ds: Dataset, scorer: Scorer, concurrency: int, batch_size: in
         identities = {Scorer(**kwargs | {"base_url": url}).config.model_identity for url in base_urls}
         if identities != {scorer.config.model_identity}:
             raise SystemExit(f"the servers serve different models: {sorted(identities)}")
-        shards = ray.data.from_huggingface(ds).split(len(base_urls), equal=False)
+        shards = ray.data.from_huggingface(ds).repartition(concurrency).materialize().split(len(base_urls), equal=False)
+        pool = ray.data.ActorPoolStrategy(size=max(1, concurrency // len(base_urls)))
         parts = [shard.map_batches(Scorer, fn_constructor_kwargs=kwargs | {"base_url": url}, batch_format="pyarrow",
-                                   batch_size=batch_size, concurrency=max(1, concurrency // len(base_urls)))
+                                   batch_size=batch_size, compute=pool)
                  for shard, url in zip(shards, base_urls)]
         tables = [t for part in parts for t in ray.get(part.to_arrow_refs())]
     else:
-        scored = ray.data.from_huggingface(ds).map_batches(
-            Scorer, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size, concurrency=concurrency)
+        # One datasets table is one Ray block, which one actor would score alone: split it first. Materialize, so
+        # the split runs before the actors take the CPUs.
+        scored = ray.data.from_huggingface(ds).repartition(concurrency).materialize().map_batches(
+            Scorer, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=batch_size,
+            compute=ray.data.ActorPoolStrategy(size=concurrency))
         tables = ray.get(scored.to_arrow_refs())
     return Dataset(pa.concat_tables(tables)).cast(scorer.features(ds.features))
 

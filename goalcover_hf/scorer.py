@@ -388,15 +388,21 @@ class Scorer:
 
         Example:
             >>> ray_ds.map_batches(Scorer, fn_constructor_kwargs=scorer.init_kwargs(), batch_format="pyarrow",
-            ...                    concurrency=4, batch_size=16)
+            ...                    compute=ray.data.ActorPoolStrategy(size=4), batch_size=16)
         """
-        import pandas as pd
         import pyarrow as pa
 
         if isinstance(batch, pa.Table):
-            for name, series in self(batch.to_pydict(), indices).items():
+            # Not self(...): Ray wraps __call__ in a one-thread executor, and a nested call would wait on itself.
+            for name, series in self._score_batch(batch.to_pydict(), indices).items():
                 batch = batch.append_column(name, pa.Array.from_pandas(series))
             return batch
+        return self._score_batch(batch, indices)
+
+    def _score_batch(self, batch: Mapping[str, list], indices: Sequence[int] | None) -> dict[str, Any]:
+        import pandas as pd
+        import pyarrow as pa
+
         columns = list(batch.keys())
         n = len(next(iter(batch.values()))) if batch else 0
         renderer = RowRenderer(columns=columns, template=self.config.template)

@@ -48,8 +48,11 @@ def test_ray_actor_pool_matches_datasets_map(local_ray, tiny_model, spec):
     expected = ds.map(scorer, batched=True, batch_size=2, features=scorer.features(ds.features))
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    scored = ray.data.from_huggingface(ds).map_batches(
-        Scorer, fn_constructor_kwargs=scorer.init_kwargs(), batch_format="pyarrow", batch_size=2, concurrency=2)
+    # A datasets table arrives as one block: split it (materialized first, so the split does not wait for CPUs the
+    # actors hold) for a pool of two actors, each building its own scorer and engine.
+    scored = ray.data.from_huggingface(ds).repartition(3).materialize().map_batches(
+        Scorer, fn_constructor_kwargs=scorer.init_kwargs(), batch_format="pyarrow", batch_size=2,
+        compute=ray.data.ActorPoolStrategy(size=2))
     back = Dataset(pa.concat_tables(ray.get(scored.to_arrow_refs()))).cast(scorer.features(ds.features))
     same(back, expected)
     assert back["gc_states_dose_error"][2] is not None and back["gc_states_dose_score"][2] is None  # empty answer
