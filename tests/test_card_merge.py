@@ -1,20 +1,8 @@
+"""Card merging at the text level: only goalcover's section and YAML key change, across reruns and damaged input."""
+
 import pytest
 
-from goalcover_hf.card import END, START, CardError, merge_card, read_card, write_card
-from goalcover_hf.coverage import coverage_from_scores
-from goalcover_hf.gaps import Gap
-
-PROVENANCE = {"goal": "Answer medication questions", "spec_hash": "abc123", "model": "tiny@1", "engine": "transformers",
-              "prompt_version": "score_v1@x", "mode": "generate", "explain": "all", "embedded": True}
-
-
-def report():
-    return coverage_from_scores({"dose": [5, 4, 1], "warn": [1, 1, 2]}, {"dose": "States a dose", "warn": "Warns"})
-
-
-def gaps():
-    return [Gap("warn", "Warns", 0.0, 0, 3, [{"row": 0, "id": "r0", "score": 1, "expected": 1.0, "explanation": "No risk named."}])]
-
+from goalcover_hf.card import END, START, CardError, merge_card
 
 BODY = "# My dataset\n\nSome text I wrote.\n\n## Licence\nMIT\n"
 READMES = {
