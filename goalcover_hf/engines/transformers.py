@@ -302,7 +302,6 @@ class TransformersEngine(Engine):
     @staticmethod
     def _merge(batch: list[_Row], p_max: int) -> list[tuple]:
         """Stack the rows' prefix caches along the batch, left-padding each to ``p_max`` (one copy per layer)."""
-
         layers = []
         for layer in range(len(next(r.prefix.kv for r in batch if r.prefix.kv))):
             pieces = {}
