@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,9 +48,8 @@ def main() -> None:
     p.add_argument("--base-url", help="measure this server instead of starting llama-cpp-python's")
     p.add_argument("--served-model", help="model name on --base-url (default: the one it serves)")
     p.add_argument("--max-in-flight", type=int, default=8)
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of the server started here")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads of each local engine and server")
     args = p.parse_args()
-    os.environ.setdefault("GOALCOVER_CACHE", tempfile.mkdtemp(prefix="goalcover-bench-"))  # nothing read back
 
     from goalcover_hf import GoalSpec, Scorer
     from goalcover_hf.models import resolve_model
@@ -60,7 +59,7 @@ def main() -> None:
     reference = None
     server = None
     for engine in args.engines.split(","):
-        options, model, base_url = {}, args.model, None
+        options, model, base_url = {"threads": args.threads}, args.model, None
         if engine == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
             print(json.dumps({"engine": engine, "skipped": "llama-cpp-python not installed"}))
             continue
@@ -78,8 +77,9 @@ def main() -> None:
                                      threads=args.threads)
                 server.wait_ready()
                 base_url = server.base_url
+        extra = {"cache": False} if "cache" in inspect.signature(Scorer).parameters else {}  # measure, not recall
         scorer = Scorer(spec, model, engine=engine, mode=args.mode, explain="none", base_url=base_url,
-                        engine_options=options, max_new_tokens=96)
+                        engine_options=options, max_new_tokens=96, **extra)
         load_start = time.perf_counter()
         scorer.engine  # load before timing
         load_s = time.perf_counter() - load_start
@@ -91,6 +91,8 @@ def main() -> None:
         if engine == "openai":
             line["server"] = "llama-cpp-python (started here)" if server else base_url
             line["max_in_flight"] = args.max_in_flight
+        else:
+            line["threads"] = args.threads
         if reference is None and engine == "transformers":
             reference = judged
         elif reference is not None:

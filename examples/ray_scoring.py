@@ -77,6 +77,8 @@ def main() -> None:
     print(compute_coverage(scored, spec, threshold=scorer.config.threshold).table())
     print(f"\nScored {len(scored)} rows with {scorer.config.model_identity} ({args.engine}) on {args.concurrency} "
           "Ray actors.")
+    if scorer.is_embedded:
+        print("NOTE: the embedded SmolLM2-135M model's scores are close to chance; they diagnose nothing.")
 
 
 if __name__ == "__main__":

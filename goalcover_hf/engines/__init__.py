@@ -17,7 +17,7 @@ from .base import Engine, EngineMisconfigured
 
 ENGINES = ("transformers", "llamacpp", "openai")
 OPTIONS = {
-    "transformers": (),
+    "transformers": ("threads",),
     "llamacpp": ("n_ctx", "threads"),
     "openai": ("base_url", "api_key_env", "max_in_flight", "timeout", "retries", "backoff", "structured"),
 }
@@ -69,6 +69,7 @@ def get_engine(model: str = "embedded", engine: str = "transformers", threads: i
         >>> get_engine("my-model", "openai", options=engine_options("openai", {"base_url": "http://127.0.0.1:8000/v1"}))
     """
     opts = dict(engine_options(engine, dict(options)))
+    threads = opts.pop("threads", threads)
     if engine == "transformers":
         from .transformers import TransformersEngine
 
@@ -76,7 +77,6 @@ def get_engine(model: str = "embedded", engine: str = "transformers", threads: i
     if engine == "llamacpp":
         from .llamacpp import LlamaCppEngine
 
-        threads = opts.pop("threads", threads)
         return LlamaCppEngine(model, threads=threads, **opts)
     from .openai import OpenAIEngine
 
