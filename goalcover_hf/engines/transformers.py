@@ -25,7 +25,7 @@ from .base import Chat, Engine, _regroup
 logger = get_logger(__name__)
 
 MIN_SHARED_TOKENS = 8  # below this a shared prefix is not worth a separate forward
-BATCH_TOKENS = 16384  # rows x (longest prefix + longest suffix) per suffix batch: bounds the merged cache's memory
+BATCH_TOKENS = 8192  # rows x (longest prefix + longest suffix) per suffix batch: bounds the merged cache's memory
 KEEP_TOKENS = 8192  # prefix tokens whose key/value states are kept between calls
 MAX_BATCH = 64
 
