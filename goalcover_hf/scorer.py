@@ -183,7 +183,7 @@ class Scorer:
         options = dict(c.engine_options)
         return {"spec": self.spec, "model": c.model, "mode": c.mode, "explain": c.explain, "threshold": c.threshold,
                 "template": c.template, "engine": c.engine, "max_new_tokens": c.max_new_tokens,
-                "batch_size": c.batch_size, "base_url": options.pop("base_url", None), "engine_options": options}
+                "batch_size": c.batch_size, "base_url": options.pop("base_url", None), "engine_options": options, "cache": self._cache}
 
     # Pickle as config only: the engine is a per-process resource, never part of the fingerprint.
     # The cache location is kept too (it changes where judgements are read, not what they are).
