@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="embedded", help="judge: embedded | HF id | folder | .gguf")
     ap.add_argument("--mode", default="logprobs", choices=("logprobs", "generate"))
+    ap.add_argument("--engine", default="transformers", choices=("transformers", "llamacpp"),
+                    help="llamacpp runs a .gguf judge quantized (much faster on a CPU than transformers)")
+    ap.add_argument("--threads", type=int, default=None, help="llamacpp threads (default: its own choice)")
     ap.add_argument("--n", type=int, default=5, help="rows per target subgoal")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bootstrap", type=int, default=1000)
@@ -58,7 +61,9 @@ def main(argv=None) -> int:
         folder = HERE / domain
         spec = GoalSpec.load(folder / "goal.yaml")
         template = (folder / "template.j2").read_text(encoding="utf-8")
-        scorer = Scorer(spec, args.model, mode=args.mode, explain="none", template=template)
+        options = {"threads": args.threads} if args.threads else None
+        scorer = Scorer(spec, args.model, mode=args.mode, explain="none", template=template, engine=args.engine,
+                        engine_options=options)
         ds = load_data(str(root / f"{domain}.jsonl"))
         print(f"== {domain}: {len(ds)} rows, {len(spec.subgoals)} subgoals, n={args.n}", file=sys.stderr)
         result = validate(ds, spec, scorer, n=args.n, seed=args.seed, bootstrap=args.bootstrap, domain=domain)
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
         results.append(result)
 
     model = results[0].provenance["model"]
-    lines = [f"# Corruption validation, judge `{model}` ({args.mode} mode), n={args.n} rows per target, "
+    lines = [f"# Corruption validation, judge `{model}` ({args.engine}, {args.mode} mode), n={args.n} rows per target, "
              f"seed {args.seed}", "", SUMMARY_HEAD]
     lines += [summary_row(r.domain, r.summary) for r in results]
     if len(results) > 1:
