@@ -285,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     pairs = limit_pairs(all_pairs, args.limit)
     subgoals = {e["id"]: to_subgoal(e) for e in entries}
     spec = GoalSpec(goal="Judge validity benchmark", subgoals=list(subgoals.values()))
+    # no pair cache: a judgement read back from it would cost ~0 s and falsify s/pair (--cache keeps the seconds)
     scorer = Scorer(spec, args.model, mode=args.mode, explain="none", batch_size=args.batch_size, engine=args.engine,
-                    engine_options={"threads": args.threads} if args.threads else None)
+                    engine_options={"threads": args.threads} if args.threads else None, cache=False)
     start = time.perf_counter()
     scorer.engine  # load before timing: seconds per pair exclude the model load
     load_s = time.perf_counter() - start

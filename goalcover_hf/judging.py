@@ -54,7 +54,8 @@ CONTENT_FREE = ("N/A", "[empty]", "...")
 
 
 class JudgeTexts(Protocol):
-    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None, **prompt) -> list[list[Judgement]]:
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None,
+                    **prompt) -> list[list[Judgement]]:  # prompt=NAME only from the layout methods
         ...
 
 

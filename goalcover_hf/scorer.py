@@ -301,7 +301,9 @@ class Scorer:
 
     def _prompt_settings(self, prompt: str, explain: str) -> dict[str, Any]:
         c = self.config
-        settings = {"model": c.model_identity, "engine": c.engine, "prompt_version": load_prompt(prompt).version,
+        # the scorer's own prompt: the version in its config (its fingerprint); another: that template's
+        version = c.prompt_version if prompt == self.prompt_name else load_prompt(prompt).version
+        settings = {"model": c.model_identity, "engine": c.engine, "prompt_version": version,
                     "mode": c.mode, "max_new_tokens": c.max_new_tokens, "do_sample": False}
         if c.mode == "logprobs":
             settings["explain"] = explain
@@ -447,7 +449,9 @@ class Scorer:
         # Errors and explanations that could not be had are retried on the next run, not cached.
         if j.error is not None:
             return False
-        return self.config.mode == "generate" or j.explanation is not None or not self._wants_explanation(j.score, explain)
+        if self.config.mode == "generate" or j.explanation is not None:
+            return True
+        return not self._wants_explanation(j.score, explain)
 
     def _generate(self, samples, subgoals, chunk, results, prompt):
         schema = VerdictJudgementJSON if "ask_verdict" in load_prompt(prompt).parts() else JudgementJSON

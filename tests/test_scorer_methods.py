@@ -106,6 +106,9 @@ def test_each_method_has_its_own_cache_keys_and_reads_back_its_own(tiny_model, s
     assert judged(Scorer(spec, tiny_model, explain="none", method="contrastive", cache=path)) == [(4, 4.1), (5, 4.5)]
     assert engine.scored == []  # all read back
     assert judged(Scorer(spec, tiny_model, explain="none", cache=path)) == [(2, 3.2), (4, 4.0)]
+    from goalcover_hf.cache import PairCache
+
+    assert {s["method"] for s in PairCache(path).info()["by_settings"]} == {None, "contrastive"}
 
 
 def test_explanations_follow_the_methods_score(tiny_model, spec, engine):
