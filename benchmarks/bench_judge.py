@@ -8,13 +8,16 @@ the two), and seconds per pair (judge time that method used, calibration include
 excluded; a judgement reused from ``--cache`` counts the seconds measured when it was made). Judgements are memoized,
 so methods that share prompts pay for them once.
 
-Methods are those of ``goalcover_hf.judging`` (score, expected, no_anchors, contrastive, consistency), each optionally
-suffixed ``+cal`` (calibrated on content-free samples) or ``+calx`` (calibrated on mismatched samples: originals from
-the other domains). ``--method all`` runs every combination that the mode supports.
+Methods are those of ``goalcover_hf.judging`` (score, expected, no_anchors, contrastive, consistency, verdict_first,
+subgoal_first), each optionally suffixed ``+cal`` (calibrated on content-free samples) or ``+calx`` (calibrated on
+mismatched samples: originals from the other domains). ``--method all`` runs every combination the mode supports (in
+generate mode ``expected`` is ``score``, so it is left out). ``--engine llamacpp`` runs a .gguf through llama.cpp
+(``--threads N``), much faster on a CPU than the dequantized transformers model.
 
 Usage:
     python benchmarks/bench_judge.py --model embedded --mode logprobs --method expected,expected+cal --limit 200
-    python benchmarks/bench_judge.py --model PATH.gguf --mode logprobs --method all --limit 100
+    python benchmarks/bench_judge.py --model PATH.gguf --engine llamacpp --threads 2 --method all --limit 100
+    python benchmarks/bench_judge.py --model PATH.gguf --engine llamacpp --mode generate --method score --limit 40
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from judge_pairs import Pair, build_pairs, limit_pairs, summary, to_subgoal  # noqa: E402
 
 from goalcover_hf import judging  # noqa: E402
+from goalcover_hf.prompts import load_prompt  # noqa: E402
 from goalcover_hf.scorer import Judgement  # noqa: E402
 from goalcover_hf.spec import GoalSpec, Subgoal  # noqa: E402
 
@@ -92,11 +96,13 @@ def _r(x: float | None, nd: int = 3):
 
 # ---- memoized judging ----------------------------------------------------------------------------------------------
 class MemoJudge:
-    """Wraps a scorer: each (sample text, subgoal wording) is judged once and its cost recorded.
+    """Wraps a raw judge (``Scorer.raw``): each (sample text, prompt, subgoal wording) is judged once and its cost
+    recorded.
 
     With ``cache_file`` (JSON lines, appended as pairs are judged), judgements and their measured seconds persist
-    across runs of the same model and mode, so a long run on a slow judge can be split, resumed, or extended with
-    more methods without paying twice. Keys include the scorer's model identity, mode and prompt version.
+    across runs of the same model, engine and mode, so a long run on a slow judge can be split, resumed, or extended
+    with more methods without paying twice. Keys include the scorer's model identity, engine (when not
+    transformers, so files written before engines were recorded still load), mode and prompt versions.
     """
 
     def __init__(self, scorer, cache_file: Path | None = None):
@@ -107,6 +113,8 @@ class MemoJudge:
         self.cache_file = cache_file
         c = getattr(scorer, "config", None)
         self.namespace = f"{c.model_identity}|{c.mode}|{c.prompt_version}" if c else type(scorer).__name__
+        if c and c.engine != "transformers":  # other engines round differently and take other seconds per pair
+            self.namespace += f"|{c.engine}"
         if cache_file and cache_file.is_file():
             with open(cache_file, encoding="utf-8") as fh:
                 for line in fh:
@@ -116,16 +124,22 @@ class MemoJudge:
                         self.cache[key] = Judgement(**row["judgement"])
                         self.seconds[key] = row["seconds"]
 
-    def judge_texts(self, samples, subgoals=None):
+    @staticmethod
+    def _key_sub(sub: Subgoal, prompt: str | None) -> str:
+        # the default prompt keeps the keys of cache files written before other prompts existed
+        return sub.model_dump_json() if prompt is None else f"{load_prompt(prompt).version}|{sub.model_dump_json()}"
+
+    def judge_texts(self, samples, subgoals=None, prompt: str | None = None):
         subgoals = list(subgoals)
+        extra = {} if prompt is None else {"prompt": prompt}
         for sub in subgoals:
-            key_sub = sub.model_dump_json()
+            key_sub = self._key_sub(sub, prompt)
             todo = list(dict.fromkeys(t for t in samples if (t, key_sub) not in self.cache))
             step = getattr(getattr(self.scorer, "config", None), "batch_size", 8)
             for k in range(0, len(todo), step):  # one scorer batch at a time: each is saved as soon as it is made
                 chunk = todo[k : k + step]
                 start = time.perf_counter()
-                judged = self.scorer.judge_texts(chunk, [sub])
+                judged = self.scorer.judge_texts(chunk, [sub], **extra)
                 each = (time.perf_counter() - start) / len(chunk)
                 for t, row in zip(chunk, judged):
                     self.cache[(t, key_sub)] = row[0]
@@ -135,7 +149,7 @@ class MemoJudge:
                         for t, row in zip(chunk, judged):
                             fh.write(json.dumps({"ns": self.namespace, "text": t, "sub": key_sub, "seconds": each,
                                                  "judgement": asdict(row[0])}) + "\n")
-        keys = [[(t, s.model_dump_json()) for s in subgoals] for t in samples]
+        keys = [[(t, self._key_sub(s, prompt)) for s in subgoals] for t in samples]
         self.used.update(k for row in keys for k in row)
         return [[self.cache[k] for k in row] for row in keys]
 
@@ -218,14 +232,15 @@ def evaluate(pairs: list[Pair], values: dict[tuple[str, str], float]) -> dict:
 
 def expand_methods(spec: str, mode: str) -> list[str]:
     if spec == "all":
-        bases = ["score"] if mode == "generate" else list(judging.METHODS)
+        # generate mode: the expected value is the generated score, so "expected" would repeat "score"
+        bases = [m for m in judging.METHODS if not (mode == "generate" and m == "expected")]
         return [b + c for b in bases for c in CALIBRATIONS]
     methods = [m.strip() for m in spec.split(",") if m.strip()]
     for m in methods:
-        base, plus, cal = m.partition("+")
-        if base not in judging.METHODS or (plus and "+" + cal not in CALIBRATIONS):
-            raise SystemExit(f"bench_judge: unknown method {m!r}; methods: {', '.join(judging.METHODS)}, "
-                             f"optionally suffixed +cal or +calx")
+        try:
+            judging.parse_method(m, [c.lstrip("+") for c in CALIBRATIONS if c])
+        except ValueError as err:
+            raise SystemExit(f"bench_judge: {err}") from None
     return methods
 
 
@@ -245,9 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Judge validity benchmark (prints one JSON line).")
     parser.add_argument("--model", default="embedded", help="embedded | HF id | model folder | .gguf file")
     parser.add_argument("--mode", choices=("generate", "logprobs"), default="logprobs")
+    parser.add_argument("--engine", choices=("transformers", "llamacpp"), default="transformers",
+                        help="llamacpp: a .gguf (or embedded) through llama.cpp, needs goalcover_hf[llamacpp]")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the engine (default: transformers GOALCOVER_THREADS or all cores, "
+                             "llama.cpp all cores; on a shared machine give fewer than the free cores)")
     parser.add_argument("--method", default=None,
-                        help="comma list of methods (score, expected, no_anchors, contrastive, consistency; suffix "
-                             "+cal or +calx to calibrate) or 'all'; default: score (generate) / expected (logprobs)")
+                        help=f"comma list of methods ({', '.join(judging.METHODS)}; suffix +cal or +calx to "
+                             "calibrate) or 'all'; default: score (generate) / expected (logprobs)")
     parser.add_argument("--limit", type=int, default=None, help="at most N pairs (whole sample groups, all domains)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -265,17 +285,21 @@ def main(argv: list[str] | None = None) -> int:
     pairs = limit_pairs(all_pairs, args.limit)
     subgoals = {e["id"]: to_subgoal(e) for e in entries}
     spec = GoalSpec(goal="Judge validity benchmark", subgoals=list(subgoals.values()))
-    scorer = Scorer(spec, args.model, mode=args.mode, explain="none", batch_size=args.batch_size)
+    # no pair cache: a judgement read back from it would cost ~0 s and falsify s/pair (--cache keeps the seconds)
+    scorer = Scorer(spec, args.model, mode=args.mode, explain="none", batch_size=args.batch_size, engine=args.engine,
+                    engine_options={"threads": args.threads} if args.threads else None, cache=False)
     start = time.perf_counter()
     scorer.engine  # load before timing: seconds per pair exclude the model load
     load_s = time.perf_counter() - start
     start = time.perf_counter()
-    results = run(MemoJudge(scorer, args.cache), pairs, subgoals, methods)
+    results = run(MemoJudge(scorer.raw, args.cache), pairs, subgoals, methods)
     counts = summary(pairs)
     print(json.dumps({
         "benchmark": "judge_validity",
         "model": args.model,
         "model_identity": scorer.config.model_identity,
+        "engine": args.engine,
+        "threads": args.threads,
         "mode": args.mode,
         "seed": args.seed,
         "limit": args.limit,

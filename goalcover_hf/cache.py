@@ -109,7 +109,7 @@ class PairCache:
         return len(rows)
 
     def info(self) -> dict[str, Any]:
-        """Size and content summary: entries per (model, prompt version, mode)."""
+        """Size and content summary: entries per (model, prompt version, mode, method: None for one prompt's own)."""
         if not self.path.exists():
             return {"path": str(self.path), "entries": 0, "bytes": 0, "by_settings": []}
         total = self.conn.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
@@ -117,7 +117,8 @@ class PairCache:
         by_settings = []
         for note, count in groups:
             s = json.loads(note)
-            by_settings.append({k: s.get(k) for k in ("model", "engine", "prompt_version", "mode")} | {"entries": count})
+            by_settings.append({k: s.get(k) for k in ("model", "engine", "prompt_version", "mode", "method")}
+                               | {"entries": count})
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
         return {"path": str(self.path), "entries": total, "bytes": size, "by_settings": by_settings}
 

@@ -93,7 +93,7 @@ def cmd_score(args) -> int:
     scorer = Scorer(args.spec, args.model, mode=args.mode, explain=args.explain, threshold=args.threshold,
                     template=args.template, batch_size=args.batch_size, engine=args.engine, base_url=args.base_url,
                     engine_options={k: v for k, v in options.items() if v is not None and args.engine == "openai"},
-                    cache=False if args.no_cache else args.cache)
+                    cache=False if args.no_cache else args.cache, method=args.method)
     _warn_if_embedded(scorer.config.model_identity)
     ds = load_data(args.data, split=args.split, limit=args.limit)
     try:  # check the layout once, up front, rather than as an error on every row
@@ -101,13 +101,17 @@ def cmd_score(args) -> int:
     except RowFormatError as err:
         raise RowFormatError(f"{args.data}: {err}") from None
     print(f"Scoring {len(ds)} rows x {len(scorer.spec.subgoals)} subgoals with {scorer.config.model_identity} "
-          f"({scorer.config.mode} mode)", file=sys.stderr)
+          f"({scorer.config.mode} mode, method {scorer.config.method})", file=sys.stderr)
+    if scorer.config.method.endswith("+cal"):
+        # once, here: map workers then read the reference judgements from the pair cache
+        print("Calibrating: scoring content-free samples against each subgoal", file=sys.stderr)
+        scorer.calibration()
     annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True, num_proc=args.num_proc,
                        features=scorer.features(ds.features), desc="goalcover score")
     provenance = scorer.provenance() | {"data": args.data, "embedded": scorer.is_embedded, "model_ref": args.model,
                                         "scorer_args": {"model": args.model, "mode": args.mode, "explain": args.explain,
                                                         "threshold": args.threshold, "template": args.template,
-                                                        "batch_size": args.batch_size}}
+                                                        "batch_size": args.batch_size, "method": args.method}}
     save_run(out, annotated, scorer.spec, provenance, overwrite=args.overwrite)
     if args.jsonl:
         annotated.to_json(args.jsonl, lines=True, force_ascii=False)
@@ -130,7 +134,8 @@ def cmd_cache(args) -> int:
         return 0
     print(f"{info['path']}: {info['entries']} judgements, {info['bytes'] / 1e6:.2f} MB")
     for s in info["by_settings"]:
-        print(f"  {s['entries']:>8}  {s['model']}  {s['engine']}  {s['prompt_version']}  {s['mode']}")
+        method = f"  method {s['method']}" if s.get("method") else ""
+        print(f"  {s['entries']:>8}  {s['model']}  {s['engine']}  {s['prompt_version']}  {s['mode']}{method}")
     return 0
 
 
@@ -165,7 +170,8 @@ def cmd_report(args) -> int:
                           "provenance": run.provenance}, indent=2, default=str))
         return 0
     print(f"Goal: {run.spec.goal}")
-    print(f"Judge: {run.provenance.get('model')} ({run.provenance.get('mode')} mode)\n")
+    print(f"Judge: {run.provenance.get('model')} ({run.provenance.get('mode')} mode, "
+          f"method {run.provenance.get('method', 'expected')})\n")
     print(report.table())
     print()
     print(gaps_text(gaps, target))
@@ -303,7 +309,7 @@ def _scorer_for_run(run, args):
                     mode=args.mode or saved.get("mode") or run.provenance.get("mode", "generate"),
                     explain="none", threshold=args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD),
                     template=args.template if args.template is not None else saved.get("template"),
-                    batch_size=args.batch_size)
+                    batch_size=args.batch_size, method=run.provenance.get("method", "expected"))
     if run.provenance.get("model") and scorer.config.model_identity != run.provenance["model"]:
         print(f"warning: the run was scored by {run.provenance['model']}, the new rows by "
               f"{scorer.config.model_identity}: their scores are not comparable", file=sys.stderr)
@@ -414,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"logprobs: digit probabilities, explanations where --explain asks; generate: JSON per pair "
                    f"(default {DEFAULT_MODE})")
     p.add_argument("--explain", choices=("low", "all", "none"), default="low", help="logprobs mode: which pairs get explanations")
+    p.add_argument("--method", default="expected", metavar="METHOD",
+                   help="how answers become a score: expected (default), score, no_anchors, contrastive, consistency, "
+                   "verdict_first, subgoal_first; suffix +cal to calibrate on content-free samples (README: judge)")
     p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="support threshold (default 4)")
     p.add_argument("--template", help="Jinja template turning a row into text, e.g. '{{ question }}\\n{{ answer }}'")
     p.add_argument("--split", default="train")

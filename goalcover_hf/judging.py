@@ -1,18 +1,27 @@
 """Judging methods that make small judges more useful, layered on any scorer's ``judge_texts``.
 
 Every function here takes a ``scorer``: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal]
-Judgement`` (a :class:`~goalcover_hf.scorer.Scorer`, or a caching wrapper around one). Methods change only the
-subgoal text the scorer sees and the arithmetic on its scores, never the scorer itself, so any of them can become a
-Scorer option. Each returns judgements whose ``expected`` is the method's value and whose ``score`` is that value
-rounded into 1..5; a pair whose underlying judgement failed keeps its ``error`` and gets no score.
+Judgement`` that judges with one prompt and no method on top (a :class:`~goalcover_hf.scorer.Scorer`'s ``raw``, or
+a caching wrapper around it); the two layout methods also pass ``prompt=`` (a template of ``goalcover_hf/prompts``).
+Methods change only the subgoal text or prompt layout the scorer sees and the arithmetic on its scores, never the
+scorer itself, so each is also a Scorer option (``Scorer(..., method=...)``). A method's value is the judgement's
+``expected``; methods that take one judgement as it is keep its ``score`` (the argmax digit in logprobs mode), the
+others round their value into 1..5. A pair whose underlying judgement failed keeps its ``error`` and gets no score.
 
 Methods (``judge(scorer, samples, subgoals, method=...)``):
 
 - ``"score"``: the scorer's own integer score (argmax digit in logprobs mode, the generated score in generate mode).
-- ``"expected"``: the scorer's expected value over the digits (logprobs mode; equals the score in generate mode).
-- ``"no_anchors"``: as ``expected``, with the rubric anchors (``low``/``high``) left out of the prompt.
+- ``"expected"``: the judgement as it is: expected value over the digits (logprobs mode; the generated score in
+  generate mode), score the argmax digit.
+- ``"no_anchors"``: as ``expected``, with the rubric anchors (``low``/``mid``/``high``) left out of the prompt.
 - ``"contrastive"``: ``3 + (v(subgoal) - v(negated subgoal)) / 2``: a judge that says "yes" to everything cancels out.
 - ``"consistency"``: mean ``expected`` over three wordings of the subgoal (as written, no anchors, a checklist form).
+- ``"verdict_first"``: prompt ``score_verdict_v1``: the judge first answers Yes/No (does the sample demonstrate the
+  capability?), then scores. Logprobs mode: the digit distribution is the verdict-weighted mixture
+  ``P(Yes) p(digit | Yes said) + P(No) p(digit | No said)`` (total probability over the verdict it would give), whose
+  argmax is the score and mean the value; generate mode: JSON ``{verdict, explanation, score}``, value the score.
+- ``"subgoal_first"``: prompt ``score_subgoal_first_v1``: the capability is stated before the sample (the default
+  layout puts the sample first). The sample can no longer be shared across subgoals: about K times the prompt tokens.
 
 Calibration ("calibrate before use", Zhao et al. 2021), composable with any method: :func:`calibrate` measures per
 subgoal the value the judge gives to content-free (or mismatched) samples, which should score 1;
@@ -20,9 +29,10 @@ subgoal the value the judge gives to content-free (or mismatched) samples, which
 one subgoal cancels out.
 
 Example:
-    >>> scorer = Scorer(spec, model, mode="logprobs", explain="none")
-    >>> offsets = calibrate(scorer, spec.subgoals)
-    >>> judged = apply_calibration(judge(scorer, texts, spec.subgoals, "expected"), spec.subgoals, offsets)
+    >>> raw = Scorer(spec, model, mode="logprobs").raw    # one prompt, no method, no explanations
+    >>> offsets = calibrate(raw, spec.subgoals)
+    >>> judged = apply_calibration(judge(raw, texts, spec.subgoals, "expected"), spec.subgoals, offsets)
+    >>> Scorer(spec, model, method="expected+cal").judge_texts(texts)   # the same, as a scorer option
 """
 
 from __future__ import annotations
@@ -32,14 +42,41 @@ from typing import Protocol, Sequence
 from .scorer import Judgement
 from .spec import Subgoal
 
-METHODS = ("score", "expected", "no_anchors", "contrastive", "consistency")
+METHODS = ("score", "expected", "no_anchors", "contrastive", "consistency", "verdict_first", "subgoal_first")
+DEFAULT_METHOD = "expected"
+DEFAULT_PROMPT = "score_v1"
+# Methods that change the prompt's layout: the template each judges with (every other method uses DEFAULT_PROMPT).
+PROMPTS = {"verdict_first": "score_verdict_v1", "subgoal_first": "score_subgoal_first_v1"}
+# What a method may be suffixed with: "+cal" (content-free references) anywhere; the benchmark adds "+calx".
+CALIBRATIONS = ("cal",)
 # Inputs that demonstrate nothing: whatever the judge gives them for a subgoal is its bias for that subgoal.
 CONTENT_FREE = ("N/A", "[empty]", "...")
 
 
 class JudgeTexts(Protocol):
-    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None) -> list[list[Judgement]]:
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None,
+                    **prompt) -> list[list[Judgement]]:  # prompt=NAME only from the layout methods
         ...
+
+
+def parse_method(method: str, calibrations: Sequence[str] = CALIBRATIONS) -> tuple[str, str]:
+    """``"expected+cal"`` -> ``("expected", "cal")``; unknown methods and suffixes are refused with the choices.
+
+    Example:
+        >>> parse_method("contrastive")
+        ('contrastive', '')
+    """
+    base, plus, cal = str(method).partition("+")
+    if base not in METHODS or (plus and cal not in calibrations):
+        suffixes = " or ".join("+" + c for c in calibrations)
+        raise ValueError(f"unknown judging method {method!r}; choose from {', '.join(METHODS)}, "
+                         f"optionally suffixed {suffixes}")
+    return base, cal
+
+
+def prompt_for(method: str) -> str:
+    """The prompt template a method judges with (and explains its scores with)."""
+    return PROMPTS.get(parse_method(method, ("cal", "calx"))[0], DEFAULT_PROMPT)
 
 
 def to_score(value: float) -> int:
@@ -62,7 +99,7 @@ def _value(j: Judgement, use_score: bool = False) -> float | None:
 # ---- subgoal rewordings ------------------------------------------------------------------------------------------
 def without_anchors(sub: Subgoal) -> Subgoal:
     """The subgoal with its rubric anchors removed."""
-    return sub.model_copy(update={"low": "", "high": ""})
+    return sub.model_copy(update={"low": "", "mid": "", "high": ""})
 
 
 def negate(sub: Subgoal) -> Subgoal:
@@ -99,9 +136,14 @@ def judge(scorer: JudgeTexts, samples: Sequence[str], subgoals: Sequence[Subgoal
     if method not in METHODS:
         raise ValueError(f"unknown judging method {method!r}; choose from {', '.join(METHODS)}")
     subgoals = list(subgoals)
-    if method in ("score", "expected", "no_anchors"):
+    # One judgement per pair, taken as it is (its argmax score, its expected value).
+    if method in ("expected", "no_anchors"):
         subs = [without_anchors(s) for s in subgoals] if method == "no_anchors" else subgoals
-        judged, values = _values(scorer, samples, subs, use_score=method == "score")
+        return scorer.judge_texts(list(samples), subs)
+    if method in PROMPTS:
+        return scorer.judge_texts(list(samples), subgoals, prompt=PROMPTS[method])
+    if method == "score":
+        judged, values = _values(scorer, samples, subgoals, use_score=True)
         return [[_from_value(v, j) for v, j in zip(vr, jr)] for vr, jr in zip(values, judged)]
     if method == "contrastive":
         judged, pos = _values(scorer, samples, subgoals)

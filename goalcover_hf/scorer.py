@@ -1,8 +1,9 @@
 """Scoring: one alignment score and explanation per (sample, subgoal), as a ``datasets.map`` function.
 
 A :class:`Scorer` is a config; the model is a resource. The scorer pickles as its config only (spec, model identity,
-prompt version, mode, decoding settings), so ``datasets`` fingerprints it stably and reuses its cache, and changing any
-of those recomputes. The engine loads lazily, once per process.
+prompt version, mode, judging method, decoding settings), so ``datasets`` fingerprints it stably and reuses its cache,
+and changing any of those recomputes. The engine loads lazily, once per process. The judging methods themselves (the
+arithmetic over one or more prompts) live in :mod:`goalcover_hf.judging`; this module asks the engine.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ MODES = ("generate", "logprobs")
 DEFAULT_MODE = "logprobs"
 EXPLAIN = ("low", "all", "none")
 SCORE_CHOICES = ("1", "2", "3", "4", "5")
+VERDICT_CHOICES = ("Yes", "No")  # one token each in the tokenizers tried (SmolLM2, Qwen2.5)
+DEFAULT_METHOD = "expected"  # judging.DEFAULT_METHOD, repeated here so importing the scorer does not import judging
 DEFAULT_THRESHOLD = 4  # a sample supports a subgoal when it scores at least this
 EXPLANATION_CHARS = 160
 COLUMN_PREFIX = "gc_"
@@ -36,6 +39,14 @@ COLUMN_PREFIX = "gc_"
 class JudgementJSON(BaseModel):
     """What the judge must produce in ``generate`` mode (explanation first: reasoning before the verdict)."""
 
+    explanation: str = Field(max_length=EXPLANATION_CHARS)
+    score: Literal[1, 2, 3, 4, 5]
+
+
+class VerdictJudgementJSON(BaseModel):
+    """``generate`` mode of the ``verdict_first`` method: the yes/no verdict comes before the score."""
+
+    verdict: Literal["yes", "no"]
     explanation: str = Field(max_length=EXPLANATION_CHARS)
     score: Literal[1, 2, 3, 4, 5]
 
@@ -58,7 +69,9 @@ def subgoal_text(sub: Subgoal) -> str:
     """The parts of a subgoal the judge reads (its id does not change a judgement)."""
     import json
 
-    return json.dumps([sub.name, sub.description, sub.low, sub.high], ensure_ascii=False)
+    # mid is read too; appended only when set, so keys of subgoals without one stay those written before it existed
+    return json.dumps([sub.name, sub.description, sub.low, sub.high] + ([sub.mid] if sub.mid else []),
+                      ensure_ascii=False)
 
 
 def score_columns(subgoal_id: str) -> dict[str, str]:
@@ -103,6 +116,7 @@ class ScorerConfig:
     batch_size: int
     # Where the engine is (server address, ...): every worker needs it, so it travels with the config.
     engine_options: tuple = ()
+    method: str = DEFAULT_METHOD  # a judging.METHODS name, optionally "+cal"; configs pickled before it read "expected"
 
 
 class Scorer:
@@ -125,11 +139,18 @@ class Scorer:
         base_url: the server of ``engine="openai"``, e.g. ``http://127.0.0.1:8000/v1``.
         engine_options: more engine settings, e.g. ``{"max_in_flight": 32, "api_key_env": "MY_KEY"}`` for a server
             (see :mod:`goalcover_hf.engines`).
+        method: how the judge's answers become a score (:mod:`goalcover_hf.judging`): ``"expected"`` (default: one
+            prompt per pair as described under ``mode``), ``"score"``, ``"no_anchors"``, ``"contrastive"``,
+            ``"consistency"``, ``"verdict_first"``, ``"subgoal_first"``; any of them suffixed ``"+cal"`` subtracts,
+            per subgoal, the value the judge gives to content-free samples (measured once per scorer and process,
+            through the pair cache, and recorded by :meth:`provenance`). In ``logprobs`` mode explanations follow the
+            method's score. All are defined in both modes; in ``generate`` mode ``expected`` is the generated score.
 
     Example:
         >>> scorer = Scorer("goal.yaml")
         >>> ds = ds.map(scorer, batched=True, batch_size=8)
         >>> remote = Scorer("goal.yaml", "Qwen/Qwen2.5-7B-Instruct", engine="openai", base_url="http://127.0.0.1:8000/v1")
+        >>> calibrated = Scorer("goal.yaml", "judge.gguf", method="expected+cal")
     """
 
     def __init__(
@@ -147,7 +168,10 @@ class Scorer:
         cache: str | os.PathLike | bool | None = None,
         base_url: str | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        method: str = DEFAULT_METHOD,
     ):
+        from .judging import parse_method, prompt_for
+
         if not isinstance(spec, GoalSpec):
             spec = GoalSpec.load(spec)
         if mode not in MODES:
@@ -156,18 +180,20 @@ class Scorer:
             raise ValueError(f"explain must be one of {EXPLAIN}, got {explain!r}")
         if not 1 <= int(threshold) <= 5:
             raise ValueError(f"threshold must be within 1..5, got {threshold}")
+        parse_method(method)  # "+calx" (references from other domains) is the benchmark's, not a scorer option
         options = check_engine_options(engine, {**(engine_options or {}), "base_url": base_url})
         model, identity = resolve_engine_model(model, engine, options)
         self.spec = spec
         self._cache = str(cache) if isinstance(cache, os.PathLike) else cache
         self._pair_cache = None
+        self._offsets: dict[str, float] = {}  # calibration offsets by subgoal_text, measured on first use
         self.config = ScorerConfig(
             spec_yaml=spec.to_yaml(),
             spec_hash=spec.content_hash(),
             model=model,
             model_identity=identity,
             engine=engine,
-            prompt_version=load_prompt("score_v1").version,
+            prompt_version=load_prompt(prompt_for(method)).version,
             mode=mode,
             explain=explain,
             threshold=int(threshold),
@@ -175,6 +201,7 @@ class Scorer:
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             engine_options=options,
+            method=method,
         )
 
     def init_kwargs(self) -> dict[str, Any]:
@@ -183,7 +210,8 @@ class Scorer:
         options = dict(c.engine_options)
         return {"spec": self.spec, "model": c.model, "mode": c.mode, "explain": c.explain, "threshold": c.threshold,
                 "template": c.template, "engine": c.engine, "max_new_tokens": c.max_new_tokens,
-                "batch_size": c.batch_size, "base_url": options.pop("base_url", None), "engine_options": options, "cache": self._cache}
+                "batch_size": c.batch_size, "base_url": options.pop("base_url", None), "engine_options": options,
+                "cache": self._cache, "method": c.method}
 
     # Pickle as config only: the engine is a per-process resource, never part of the fingerprint.
     # The cache location is kept too (it changes where judgements are read, not what they are).
@@ -197,6 +225,7 @@ class Scorer:
         self.config = ScorerConfig(**{**config, "engine_options": tuple(map(tuple, config.get("engine_options", ())))})
         self._cache = state.get("cache")
         self._pair_cache = None
+        self._offsets = {}
         self.spec = GoalSpec.model_validate(yaml.safe_load(self.config.spec_yaml))
 
     @property
@@ -210,8 +239,16 @@ class Scorer:
         return self.config.model == "embedded" or "SmolLM2-135M" in self.config.model_identity
 
     def provenance(self) -> dict[str, Any]:
-        """What the card records about how the scores were made."""
+        """What the card records about how the scores were made (a ``+cal`` method measures its offsets here if no
+        judgement has yet)."""
         c = self.config
+        extra = {}
+        if self._calibrated:
+            from .judging import CONTENT_FREE
+
+            offsets = self.calibration()
+            extra["calibration"] = {"references": list(CONTENT_FREE),
+                                    "offsets": {s.id: round(offsets[subgoal_text(s)], 4) for s in self.spec.subgoals}}
         return {
             "goal": self.spec.goal,
             "spec_hash": c.spec_hash,
@@ -219,10 +256,11 @@ class Scorer:
             "engine": c.engine,
             "prompt_version": c.prompt_version,
             "mode": c.mode,
+            "method": c.method,
             "explain": c.explain if c.mode == "logprobs" else "all",
             "threshold": c.threshold,
             "decoding": {"max_new_tokens": c.max_new_tokens, "do_sample": False},
-        }
+        } | extra
 
     def features(self, base=None):
         """Features of the annotated dataset: ``base`` (the input's features) plus the score columns.
@@ -237,27 +275,39 @@ class Scorer:
         return Features(merged)
 
     # ---- prompts -------------------------------------------------------------------------------------------------
-    def chat(self, sample: str, sub: Subgoal, ask: str, **values) -> list[dict]:
-        prompt = load_prompt("score_v1")
-        user = "\n\n".join(
-            [
-                prompt.section("sample", sample=sample),
-                prompt.section("subgoal", name=sub.name, description=sub.description, low=sub.low, mid=sub.mid,
-                               high=sub.high),
-                prompt.section(ask, **values),
-            ]
-        )
-        return [{"role": "system", "content": prompt.section("system")}, {"role": "user", "content": user}]
+    @property
+    def prompt_name(self) -> str:
+        """The template this scorer's method judges and explains with."""
+        from .judging import prompt_for
+
+        return prompt_for(self.config.method)
+
+    def chat(self, sample: str, sub: Subgoal, ask: str, prompt: str | None = None, **values) -> list[dict]:
+        """The chat asking ``ask`` (a ``ask_*`` part) about one pair: the template's other parts in file order."""
+        template = load_prompt(prompt or self.prompt_name)
+        fields = {"sample": sample, "name": sub.name, "description": sub.description, "low": sub.low, "mid": sub.mid,
+                  "high": sub.high}
+        body = [template.section(part, **fields) for part in _body_parts(template)]
+        user = "\n\n".join(body + [template.section(ask, **values)])
+        return [{"role": "system", "content": template.section("system")}, {"role": "user", "content": user}]
 
     # ---- judging -------------------------------------------------------------------------------------------------
     def key_settings(self) -> dict[str, Any]:
         """What, besides the subgoal and sample texts, decides a judgement: the pair cache's key settings."""
+        settings = self._prompt_settings(self.prompt_name, self.config.explain)
+        if self.config.method != DEFAULT_METHOD:  # the default keeps the keys written before methods existed
+            settings["method"] = self.config.method
+        return settings
+
+    def _prompt_settings(self, prompt: str, explain: str) -> dict[str, Any]:
         c = self.config
-        settings = {"model": c.model_identity, "engine": c.engine, "prompt_version": c.prompt_version, "mode": c.mode,
-                    "max_new_tokens": c.max_new_tokens, "do_sample": False}
+        # the scorer's own prompt: the version in its config (its fingerprint); another: that template's
+        version = c.prompt_version if prompt == self.prompt_name else load_prompt(prompt).version
+        settings = {"model": c.model_identity, "engine": c.engine, "prompt_version": version,
+                    "mode": c.mode, "max_new_tokens": c.max_new_tokens, "do_sample": False}
         if c.mode == "logprobs":
-            settings["explain"] = c.explain
-            if c.explain == "low":
+            settings["explain"] = explain
+            if explain == "low":
                 settings["threshold"] = c.threshold
         return settings
 
@@ -269,32 +319,104 @@ class Scorer:
             self._pair_cache = PairCache(None if self._cache in (None, True) else self._cache)
         return self._pair_cache
 
+    @property
+    def raw(self) -> "RawJudge":
+        """This scorer's judgements of one prompt with no method on top and no explanations: what
+        :mod:`goalcover_hf.judging` builds its methods on (cached in the pair cache like any judgement)."""
+        return RawJudge(self)
+
+    @property
+    def _calibrated(self) -> bool:
+        return self.config.method.endswith("+cal")
+
+    def calibration(self, subgoals: Sequence[Subgoal] | None = None) -> dict[str, float]:
+        """``+cal`` offsets by :func:`subgoal_text`: measured once per scorer for each subgoal, on content-free samples.
+
+        Example:
+            >>> Scorer(spec, "judge.gguf", method="expected+cal").calibration()
+            {'["States a dose", ...]': 0.82, ...}
+        """
+        from .judging import calibrate, parse_method
+
+        subgoals = list(subgoals or self.spec.subgoals)
+        missing = list({subgoal_text(s): s for s in subgoals if subgoal_text(s) not in self._offsets}.values())
+        if missing:
+            # offsets come back by id; ids need not be unique among reworded subgoals, so number them here
+            numbered = [s.model_copy(update={"id": f"s{k}"}) for k, s in enumerate(missing)]
+            offsets = calibrate(self.raw, numbered, parse_method(self.config.method)[0])
+            self._offsets.update({subgoal_text(s): offsets[f"s{k}"] for k, s in enumerate(missing)})
+        return {subgoal_text(s): self._offsets[subgoal_text(s)] for s in subgoals}
+
     def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None) -> list[list[Judgement]]:
-        """Judge rendered sample texts against subgoals; returns ``[sample][subgoal]`` judgements.
+        """Judge rendered sample texts against subgoals with the scorer's method; returns ``[sample][subgoal]``.
 
         Pairs already in the pair cache are read back (the model is not loaded when all are); the others are
         computed in batches, each stored as soon as it is done.
         """
         subgoals = list(subgoals or self.spec.subgoals)
+        if self.config.method == DEFAULT_METHOD:
+            return self._judge_prompt(samples, subgoals, self.prompt_name, self.config.explain)
+        return self._judge_method(samples, subgoals)
+
+    def _keys(self, settings, samples, subgoals, results) -> list[list[str]]:
+        """Pair-cache keys of every pair; fills ``results`` with the judgements found there."""
+        texts = [subgoal_text(sub) for sub in subgoals]
+        keys = [[pair_key(settings, t, sample) for t in texts] for sample in samples]
+        hits = self.pair_cache.get_many(k for row in keys for k in row)
+        for i, row in enumerate(keys):
+            for j, key in enumerate(row):
+                if key in hits:
+                    results[i][j] = Judgement(**hits[key])
+        return keys
+
+    def _judge_method(self, samples, subgoals) -> list[list[Judgement]]:
+        """A method other than the default: judging's arithmetic over raw judgements, then calibration, then the
+        explanations the method's score asks for; the result is cached under settings that name the method."""
+        from .judging import apply_calibration, judge, parse_method
+
         results: list[list[Judgement | None]] = [[None] * len(subgoals) for _ in samples]
-        cache, keys = self.pair_cache, None
+        cache, settings, keys = self.pair_cache, self.key_settings(), None
         if cache is not None:
-            settings = self.key_settings()
-            texts = [subgoal_text(sub) for sub in subgoals]
-            keys = [[pair_key(settings, t, sample) for t in texts] for sample in samples]
-            hits = cache.get_many(k for row in keys for k in row)
-            for i, row in enumerate(keys):
-                for j, key in enumerate(row):
-                    if key in hits:
-                        results[i][j] = Judgement(**hits[key])
+            keys = self._keys(settings, samples, subgoals, results)
+        todo = [i for i in range(len(samples)) if any(r is None for r in results[i])]
+        if not todo:
+            return results
+        base, cal = parse_method(self.config.method)
+        judged = judge(self.raw, [samples[i] for i in todo], subgoals, base)
+        if cal:
+            offsets = self.calibration(subgoals)
+            judged = apply_calibration(judged, subgoals, {s.id: offsets[subgoal_text(s)] for s in subgoals})
+        pairs = [(i, j) for i in todo for j in range(len(subgoals)) if results[i][j] is None]
+        for i, row in zip(todo, judged):
+            for j, judgement in enumerate(row):
+                if results[i][j] is None:
+                    results[i][j] = judgement
+        if self.config.mode == "logprobs":
+            wanted = [(i, j) for i, j in pairs if results[i][j].score is not None
+                      and self._wants_explanation(results[i][j].score, self.config.explain)]
+            if wanted:
+                self._explain(self.engine, samples, subgoals, self._groups(wanted, self.prompt_name),
+                              self.prompt_name, results)
+        if cache is not None:
+            done = {keys[i][j]: asdict(results[i][j]) for i, j in pairs
+                    if self._is_final(results[i][j], self.config.explain)}
+            cache.put_many(done, settings)
+        return results
+
+    def _judge_prompt(self, samples, subgoals, prompt: str, explain: str) -> list[list[Judgement]]:
+        """What the engine says for each pair under one prompt template, through the pair cache."""
+        results: list[list[Judgement | None]] = [[None] * len(subgoals) for _ in samples]
+        cache, settings, keys = self.pair_cache, self._prompt_settings(prompt, explain), None
+        if cache is not None:
+            keys = self._keys(settings, samples, subgoals, results)
         todo = [(i, j) for i in range(len(samples)) for j in range(len(subgoals)) if results[i][j] is None]
         for chunk in self._chunks(todo):
             if self.config.mode == "generate":
-                self._generate(samples, subgoals, chunk, results)
+                self._generate(samples, subgoals, chunk, results, prompt)
             else:
-                self._logprobs(samples, subgoals, chunk, results)
+                self._logprobs(samples, subgoals, chunk, results, prompt, explain)
             if cache is not None:
-                done = {keys[i][j]: asdict(results[i][j]) for i, j in chunk if self._is_final(results[i][j])}
+                done = {keys[i][j]: asdict(results[i][j]) for i, j in chunk if self._is_final(results[i][j], explain)}
                 cache.put_many(done, settings)
         return results
 
@@ -310,31 +432,61 @@ class Scorer:
             chosen = set(samples[start : start + size])
             yield [(i, j) for i, j in todo if i in chosen]
 
-    def _wants_explanation(self, score: int) -> bool:
-        c = self.config
-        return c.explain == "all" or (c.explain == "low" and score < c.threshold)
+    @staticmethod
+    def _groups(pairs: list[tuple[int, int]], prompt: str) -> list[list[tuple[int, int]]]:
+        """Pairs grouped by what their chats share after the instructions: the sample when the template puts it
+        first (computed once for all its subgoals), else the subgoal."""
+        by = 0 if _body_parts(load_prompt(prompt))[0] == "sample" else 1
+        groups: dict[int, list[tuple[int, int]]] = {}
+        for pair in pairs:
+            groups.setdefault(pair[by], []).append(pair)
+        return list(groups.values())
 
-    def _is_final(self, j: Judgement) -> bool:
+    def _wants_explanation(self, score: int, explain: str) -> bool:
+        return explain == "all" or (explain == "low" and score < self.config.threshold)
+
+    def _is_final(self, j: Judgement, explain: str) -> bool:
         # Errors and explanations that could not be had are retried on the next run, not cached.
         if j.error is not None:
             return False
-        return self.config.mode == "generate" or j.explanation is not None or not self._wants_explanation(j.score)
+        if self.config.mode == "generate" or j.explanation is not None:
+            return True
+        return not self._wants_explanation(j.score, explain)
 
-    def _generate(self, samples, subgoals, chunk, results):
-        chats = [self.chat(samples[i], subgoals[j], "ask_json") for i, j in chunk]
-        raws = self._safe_generate(chats, JudgementJSON, len(chunk))
+    def _generate(self, samples, subgoals, chunk, results, prompt):
+        schema = VerdictJudgementJSON if "ask_verdict" in load_prompt(prompt).parts() else JudgementJSON
+        chats = [self.chat(samples[i], subgoals[j], "ask_json", prompt=prompt) for i, j in chunk]
+        raws = self._safe_generate(chats, schema, len(chunk))
         for (i, j), raw in zip(chunk, raws):
-            results[i][j] = parse_judgement(raw)
+            results[i][j] = parse_judgement(raw, schema)
 
-    def _logprobs(self, samples, subgoals, chunk, results):
-        by_sample: dict[int, list[int]] = {}
-        for i, j in chunk:
-            by_sample.setdefault(i, []).append(j)
-        groups = [[(i, j) for j in js] for i, js in by_sample.items()]
-        chats = [[self.chat(samples[i], subgoals[j], "ask_digit") for i, j in g] for g in groups]
+    def _digit_probs(self, engine, samples, subgoals, groups, prompt) -> list[list[list[float] | None]]:
+        """Each pair's distribution over "1".."5", ``[group][member]`` (None where the engine could not score it)."""
+        if "ask_verdict" not in load_prompt(prompt).parts():
+            chats = [[self.chat(samples[i], subgoals[j], "ask_digit", prompt=prompt) for i, j in g] for g in groups]
+            return engine.choice_probs_shared(chats, SCORE_CHOICES)
+        # verdict_first: P(verdict), then the digits after each verdict said; mixed by total probability.
+        chats = [[self.chat(samples[i], subgoals[j], "ask_verdict", prompt=prompt) for i, j in g] for g in groups]
+        verdicts = engine.choice_probs_shared(chats, VERDICT_CHOICES)
+        follow = load_prompt(prompt).section("ask_score_after_verdict")
+        branches = engine.choice_probs_shared(
+            [[c + [{"role": "assistant", "content": v}, {"role": "user", "content": follow}]
+              for c in g for v in VERDICT_CHOICES] for g in chats], SCORE_CHOICES)
+        out = []
+        for vs, bs in zip(verdicts, branches):
+            row = []
+            for m, pv in enumerate(vs):
+                after = bs[len(VERDICT_CHOICES) * m : len(VERDICT_CHOICES) * (m + 1)]
+                row.append(None if pv is None or any(b is None for b in after) else
+                           [sum(pv[v] * after[v][d] for v in range(len(VERDICT_CHOICES))) for d in range(5)])
+            out.append(row)
+        return out
+
+    def _logprobs(self, samples, subgoals, chunk, results, prompt, explain):
+        groups = self._groups(chunk, prompt)
         engine = self.engine  # a model that cannot load is the user's to fix: let that error through
         try:
-            probs = engine.choice_probs_shared(chats, SCORE_CHOICES)
+            probs = self._digit_probs(engine, samples, subgoals, groups, prompt)
         except EngineMisconfigured:
             raise  # every pair would fail the same way: stop and say why
         except Exception as err:  # one failing batch must not end a long map: mark its pairs and go on
@@ -350,21 +502,24 @@ class Scorer:
                 score = max(range(5), key=lambda k: p[k]) + 1
                 expected = sum((k + 1) * pk for k, pk in enumerate(p))
                 results[i][j] = Judgement(score=score, expected=float(expected))
-        wanted = [[(i, j) for i, j in g if results[i][j].score is not None and self._wants_explanation(results[i][j].score)]
-                  for g in groups]
-        wanted = [g for g in wanted if g]
-        if not wanted:
+        wanted = [[(i, j) for i, j in g if results[i][j].score is not None
+                   and self._wants_explanation(results[i][j].score, explain)] for g in groups]
+        self._explain(engine, samples, subgoals, [g for g in wanted if g], prompt, results)
+
+    def _explain(self, engine, samples, subgoals, groups, prompt, results) -> None:
+        """Add an explanation of its score to each judgement of ``groups`` (they keep none where it fails)."""
+        if not groups:
             return
-        chats = [[self.chat(samples[i], subgoals[j], "ask_explanation", score=results[i][j].score) for i, j in g]
-                 for g in wanted]
+        chats = [[self.chat(samples[i], subgoals[j], "ask_explanation", prompt=prompt, score=results[i][j].score)
+                  for i, j in g] for g in groups]
         try:
             raws = engine.generate_json_shared(chats, ExplanationJSON, self.config.max_new_tokens)
         except EngineMisconfigured:
             raise
         except Exception as err:  # the scores stand; only the explanations could not be had
-            logger.warning("explanations failed for %d pairs: %s: %s", sum(map(len, wanted)), type(err).__name__, err)
+            logger.warning("explanations failed for %d pairs: %s: %s", sum(map(len, groups)), type(err).__name__, err)
             return
-        for g, rs in zip(wanted, raws):
+        for g, rs in zip(groups, raws):
             for (i, j), raw in zip(g, rs):
                 try:
                     results[i][j].explanation = ExplanationJSON.model_validate_json(raw).explanation.strip()
@@ -432,17 +587,37 @@ class Scorer:
         return out
 
 
-def parse_judgement(raw: str | None) -> Judgement:
+def parse_judgement(raw: str | None, schema: type[BaseModel] = JudgementJSON) -> Judgement:
     """Validate one generated JSON judgement; invalid output becomes an ``error``, never a score."""
     if raw is None:
         return Judgement(error="generation failed (see log)")
     try:
-        parsed = JudgementJSON.model_validate_json(raw)
+        parsed = schema.model_validate_json(raw)
     except ValidationError as err:
         first = err.errors()[0]
         snippet = raw if len(raw) <= 80 else raw[:77] + "..."
         return Judgement(error=f"invalid model output ({first['msg']}): {snippet!r}")
     return Judgement(score=parsed.score, expected=float(parsed.score), explanation=parsed.explanation.strip())
+
+
+def _body_parts(template) -> list[str]:
+    """The parts of a score template that every chat shows, in file order: all but the system part and the asks."""
+    return [p for p in template.parts() if p != "system" and not p.startswith("ask_")]
+
+
+class RawJudge:
+    """A scorer's judgements under one prompt (``prompt=``, default ``score_v1``), without its method or
+    explanations; the pair cache keys them by that prompt's version. See :attr:`Scorer.raw`."""
+
+    def __init__(self, scorer: Scorer):
+        self.scorer, self.config = scorer, scorer.config
+
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None,
+                    prompt: str | None = None) -> list[list[Judgement]]:
+        from .judging import DEFAULT_PROMPT
+
+        subgoals = list(subgoals or self.scorer.spec.subgoals)
+        return self.scorer._judge_prompt(list(samples), subgoals, prompt or DEFAULT_PROMPT, "none")
 
 
 _SCORERS: dict[str, Scorer] = {}

@@ -30,3 +30,32 @@ class ScriptedEngine(Engine):
 
     def choice_probs(self, chats, choices):
         raise NotImplementedError("decompose never asks for choice probabilities")
+
+
+class DigitEngine(Engine):
+    """Answers choice questions with distributions the test writes: ``probs(chat, choices)`` gets the whole chat
+    (so a rule can read the prompt's layout, or the verdict an assistant turn gave). Explanations say which score
+    they explain; ``judgements(chat, schema_name)`` answers generate mode."""
+
+    name = "digits"
+    identity = "digit-engine@test"
+
+    def __init__(self, probs: Callable[[list, tuple], list], judgements: Callable[[list, str], dict] | None = None):
+        self.probs, self.judgements = probs, judgements
+        self.scored: list[list] = []  # every chat asked for choice probabilities
+        self.generated: list[tuple[str, list]] = []  # (schema name, chat)
+
+    def choice_probs(self, chats, choices):
+        self.scored.extend(chats)
+        return [list(self.probs(chat, tuple(choices))) for chat in chats]
+
+    def generate_json(self, chats, schema, max_new_tokens):
+        out = []
+        for chat in chats:
+            self.generated.append((schema.__name__, chat))
+            if schema.__name__ == "ExplanationJSON":
+                score = chat[-1]["content"].split("The score given was ")[1][0]
+                out.append(json.dumps({"explanation": f"explains {score}"}))
+            else:
+                out.append(json.dumps(self.judgements(chat, schema.__name__)))
+        return out

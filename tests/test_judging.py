@@ -29,13 +29,14 @@ class FakeJudge:
             return "check"
         return "plain" if sub.low or sub.high else "bare"
 
-    def judge_texts(self, samples, subgoals=None):
-        self.calls.append((list(samples), list(subgoals)))
+    def judge_texts(self, samples, subgoals=None, prompt=None):
+        self.calls.append((list(samples), list(subgoals)) + ((prompt,) if prompt else ()))
         out = []
         for s in samples:
             row = []
             for sub in subgoals:
-                v = self.table.get((s, sub.id, self.wording(sub)), self.table.get((s, sub.id), self.default))
+                wording = prompt or self.wording(sub)  # a layout method's prompt stands for its wording
+                v = self.table.get((s, sub.id, wording), self.table.get((s, sub.id), self.default))
                 row.append(Judgement(error=v) if isinstance(v, str) else
                            Judgement(score=judging.to_score(v), expected=float(v), explanation=f"{s}/{sub.id}"))
             out.append(row)
@@ -51,11 +52,40 @@ def test_score_and_expected_methods():
     assert (dose.expected, risk.expected) == (4.0, 2.0)
 
 
-def test_no_anchors_strips_low_and_high():
+def test_expected_keeps_the_judgements_own_score():
+    # the argmax digit of a skewed distribution need not be its rounded mean: "expected" keeps the argmax
+    class Skewed:
+        def judge_texts(self, samples, subgoals=None):
+            return [[Judgement(score=2, expected=3.2) for _ in subgoals] for _ in samples]
+
+    [[j]] = judging.judge(Skewed(), ["a"], [DOSE], "expected")
+    assert (j.score, j.expected) == (2, 3.2)
+    [[j]] = judging.judge(Skewed(), ["a"], [DOSE], "no_anchors")
+    assert (j.score, j.expected) == (2, 3.2)
+
+
+def test_layout_methods_ask_for_their_prompt():
+    fake = FakeJudge({("a", "dose", "score_verdict_v1"): 4.5, ("a", "dose", "score_subgoal_first_v1"): 1.5,
+                      ("a", "dose", "plain"): 3.0})
+    [[v]] = judging.judge(fake, ["a"], [DOSE], "verdict_first")
+    [[s]] = judging.judge(fake, ["a"], [DOSE], "subgoal_first")
+    assert (v.expected, s.expected) == (4.5, 1.5)
+    assert [c[2] for c in fake.calls] == ["score_verdict_v1", "score_subgoal_first_v1"]
+    assert judging.prompt_for("verdict_first+cal") == "score_verdict_v1" and judging.prompt_for("contrastive") == "score_v1"
+
+
+def test_parse_method():
+    assert judging.parse_method("consistency+cal") == ("consistency", "cal")
+    assert judging.parse_method("expected+calx", ("cal", "calx")) == ("expected", "calx")
+    with pytest.raises(ValueError, match=r"unknown judging method 'expected\+calx'.*verdict_first"):
+        judging.parse_method("expected+calx")
+
+
+def test_no_anchors_strips_low_mid_and_high():
     fake = FakeJudge({("a", "dose", "plain"): 5.0, ("a", "dose", "bare"): 2.0})
-    [[j]] = judging.judge(fake, ["a"], [DOSE], "no_anchors")
+    [[j]] = judging.judge(fake, ["a"], [DOSE.model_copy(update={"mid": "Some dose."})], "no_anchors")
     assert j.expected == 2.0
-    assert all(not s.low and not s.high for s in fake.calls[0][1])
+    assert all(not s.low and not s.mid and not s.high for s in fake.calls[0][1])
 
 
 def test_negate_swaps_anchors_and_keeps_id():
@@ -117,8 +147,8 @@ def test_unknown_method_is_refused():
 
 def test_methods_run_on_a_real_scorer(tiny_model, spec, monkeypatch):
     """The methods wrap goalcover_hf.Scorer as is: here its engine's digit probabilities are controlled."""
-    scorer = Scorer(spec, tiny_model, mode="logprobs", explain="none")
-    engine = scorer.engine
+    scorer = Scorer(spec, tiny_model, mode="logprobs", cache=False).raw  # no cache: other tests judged this text
+    engine = scorer.scorer.engine
 
     def probs(chats, choices):
         # mass on "5" when the prompt asks for the negated capability, on "2" otherwise
@@ -180,9 +210,25 @@ def test_bench_memo_judges_each_wording_once_and_charges_each_method():
     judged = [(s, c[1][0].id) for c in plain_calls for s in c[0]]
     assert len(judged) == len(set(judged))  # nothing judged twice
     assert all(r["s_per_pair"] >= 0 for r in results)
-    assert bj.expand_methods("all", "generate") == ["score", "score+cal", "score+calx"]
-    with pytest.raises(SystemExit, match="unknown method"):
+    generate = bj.expand_methods("all", "generate")
+    assert generate[:3] == ["score", "score+cal", "score+calx"] and "expected" not in generate
+    assert {"verdict_first", "subgoal_first+calx"} <= set(generate) and len(generate) == 3 * (len(judging.METHODS) - 1)
+    with pytest.raises(SystemExit, match="unknown judging method"):
         bj.expand_methods("expected+foo", "logprobs")
+
+
+def test_bench_memo_keeps_each_prompt_apart(tmp_path):
+    import bench_judge as bj
+
+    pairs, cache = _pairs(), tmp_path / "judgements.jsonl"
+    table = {(p.text, p.subgoal_id, "score_verdict_v1"): 5.0 if p.label else 1.0 for p in pairs}
+    fake = FakeJudge(table)  # plain prompts: 3.0 everywhere
+    [plain, verdict] = bj.run(bj.MemoJudge(fake, cache), pairs, {"dose": DOSE, "risk": RISK},
+                              ["expected", "verdict_first"])
+    assert plain["auc"] == 0.5 and verdict["auc"] == 1.0
+    again = FakeJudge({})
+    [verdict] = bj.run(bj.MemoJudge(again, cache), pairs, {"dose": DOSE, "risk": RISK}, ["verdict_first"])
+    assert again.calls == [] and verdict["auc"] == 1.0  # read back from the file, under its prompt
 
 
 def test_bench_judge_cli_prints_one_json_line(tiny_model, capsys):
@@ -215,3 +261,21 @@ def test_bench_cache_file_resumes_without_judging_again(tmp_path):
     second = FakeJudge({})  # would score everything 3.0 if it were asked
     [b] = bj.run(bj.MemoJudge(second, cache), pairs, subs, ["expected"])
     assert second.calls == [] and b["auc"] == a["auc"] == 1.0 and b["s_per_pair"] == a["s_per_pair"]
+
+
+def test_bench_judge_runs_through_llamacpp(capsys):
+    import json
+
+    import bench_judge as bj
+    from judge_pairs import data_dir
+
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'goalcover_hf[llamacpp]'")
+    if not data_dir().is_dir():
+        pytest.skip("external data folder absent")
+    # one thread: llama.cpp's spinning threads crawl on a busy machine
+    assert bj.main(["--model", "embedded", "--engine", "llamacpp", "--threads", "1", "--method", "expected,verdict_first",
+                    "--limit", "6"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert (line["engine"], line["threads"]) == ("llamacpp", 1)
+    assert [r["method"] for r in line["results"]] == ["expected", "verdict_first"]
+    assert all(r["errors"] == 0 for r in line["results"])

@@ -27,6 +27,10 @@ class Prompt:
     def render(self, **values) -> str:
         return _ENV.from_string(self.text).render(**values).strip()
 
+    def parts(self) -> list[str]:
+        """Names of the ``{# part: NAME #}`` sections, in file order (the order a chat lays them out)."""
+        return [chunk.partition(" #}")[0].strip() for chunk in self.text.split("{# part: ")[1:]]
+
     def section(self, part: str, **values) -> str:
         """Render one ``{# part: NAME #}`` section of a multi-part template."""
         chunks = self.text.split("{# part: ")
