@@ -93,13 +93,13 @@ def test_second_identical_map_is_a_cache_hit_and_changes_recompute(tiny_model, s
     first = _map(ds, Scorer(spec, tiny_model, mode="logprobs", explain="none"))
 
     calls = []
-    original = Scorer.judge_texts
+    original = Scorer._judge_fitted
 
     def counting(self, *args, **kwargs):
         calls.append(self.config)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Scorer, "judge_texts", counting)
+    monkeypatch.setattr(Scorer, "_judge_fitted", counting)
     again = _map(ds, Scorer(spec, tiny_model, mode="logprobs", explain="none"))
     assert calls == [] and again.cache_files == first.cache_files
 
