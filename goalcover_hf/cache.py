@@ -108,6 +108,12 @@ class PairCache:
                 self.conn.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
 
+    def count_since(self, since: float) -> int:
+        """Judgements stored at or after ``since`` (a ``time.time()``): what a run that began then has kept."""
+        if not self.path.exists():
+            return 0
+        return self.conn.execute("SELECT COUNT(*) FROM pairs WHERE created >= ?", (since,)).fetchone()[0]
+
     def info(self) -> dict[str, Any]:
         """Size and content summary: entries per (model, prompt version, mode)."""
         if not self.path.exists():
