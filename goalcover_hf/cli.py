@@ -131,6 +131,8 @@ def cmd_score(args) -> int:
     except RowFormatError as err:
         raise RowFormatError(f"{args.data}: {err}") from None
     scorer.sample_budget()  # tokenizer and context, up front: a model that cannot load fails here, not in the map
+    if scorer.pair_cache is not None:
+        scorer.pair_cache.open()  # a damaged cache file fails here, not in the map
     print(f"Scoring {len(ds)} rows x {len(scorer.spec.subgoals)} subgoals with {scorer.config.model_identity} "
           f"({scorer.config.mode} mode)", file=sys.stderr)
     started = time.time()
