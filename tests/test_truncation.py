@@ -159,3 +159,16 @@ def test_cli_warns_once_and_counts_cut_rows_in_run_report_and_card(tiny_model, s
     card = readme.read_text(encoding="utf-8")
     assert "| Long rows | 1 of 2 cut in the middle to fit the judge's context (4096 tokens)" in card
     assert "truncated_rows: 1" in card
+
+
+def test_llamacpp_counts_with_the_gguf_tokenizer_and_n_ctx():
+    # No llama-cpp-python needed: the GGUF's tokenizer is read by transformers, its context capped by n_ctx.
+    from goalcover_hf.engines import engine_options, get_counter
+
+    counter = get_counter("embedded", "llamacpp", engine_options("llamacpp", {"n_ctx": 2048}))
+    assert counter.context == 2048
+    chat = [{"role": "user", "content": "How much ibuprofen?"}]
+    assert counter.count_chat(chat) > len(counter.spans("How much ibuprofen?")) > 0  # the template adds role tokens
+    text = "Take 200 mg every six hours with food. " * 400
+    fitted, cut = fit_text(text, 500, counter)
+    assert cut > 0 and len(counter.spans(fitted)) <= 500
