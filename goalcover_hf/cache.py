@@ -72,10 +72,15 @@ class PairCache:
                 conn.execute(_SCHEMA)
             except sqlite3.DatabaseError as err:
                 raise ValueError(
-                    f"{self.path}: cannot open the pair cache ({err}); remove the file or pass cache=False"
+                    f"{self.path}: cannot open the pair cache ({err}); remove the file, or pass --no-cache (cache=False)"
                 ) from None
             self._conn, self._pid = conn, os.getpid()
         return self._conn
+
+    def open(self) -> "PairCache":
+        """Open (or create) the database now rather than at the first judgement; a damaged file raises here."""
+        self.conn
+        return self
 
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored judgements among ``keys`` (missing keys are absent from the result)."""
@@ -107,6 +112,12 @@ class PairCache:
             with self._transaction():
                 self.conn.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
+
+    def count_since(self, since: float) -> int:
+        """Judgements stored at or after ``since`` (a ``time.time()``): what a run that began then has kept."""
+        if not self.path.exists():
+            return 0
+        return self.conn.execute("SELECT COUNT(*) FROM pairs WHERE created >= ?", (since,)).fetchone()[0]
 
     def info(self) -> dict[str, Any]:
         """Size and content summary: entries per (model, prompt version, mode, method: None for one prompt's own)."""

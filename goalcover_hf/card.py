@@ -45,6 +45,7 @@ def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[
         "min_coverage": report.min_coverage,
         "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
         "rows": report.rows,
+        "truncated_rows": report.truncated_rows,
         "mean_coverage": round(report.mean_coverage, 4),
         "subgoals": {
             s.id: {"coverage": round(s.coverage, 4), "support": s.support, "scored": s.scored,

@@ -49,7 +49,8 @@ def cmd_decompose(args) -> int:
         print(f"Note: {out} exists; saving will ask before replacing it.", file=sys.stderr)
     hf_logging.disable_progress_bar()  # loading bars would interleave with the session's prompts
     texts = load_examples(args.examples, n=args.n, template=args.template, split=args.split) if args.examples else ()
-    proposer = Proposer(args.model, args.min, args.max, texts, args.with_example)
+    model = _engine_or_name(args.model, args)  # with --trust-remote-code, loaded now with that permission
+    proposer = Proposer(model, args.min, args.max, texts, args.with_example)
     uses_model = not args.from_spec or not args.no_model_checks
     if uses_model:
         _warn_if_embedded(args.model)
@@ -62,7 +63,7 @@ def cmd_decompose(args) -> int:
         spec = proposer.propose(args.goal, args.hint or "")
     if args.examples:
         spec.meta["grounding"] = {"data": args.examples, "rows": len(texts)}
-    checker = Checker(None if args.no_model_checks else args.model, args.overlap_threshold)
+    checker = Checker(None if args.no_model_checks else model, args.overlap_threshold)
     if args.yes:
         findings = checker.run(spec)
         spec = with_findings(spec, checker, findings)
@@ -79,11 +80,39 @@ def cmd_decompose(args) -> int:
 
 
 # ---- score -------------------------------------------------------------------------------------------------------
+def _add_trust_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let a transformers model folder run its own Python code (auto_map in its config); off by "
+                   "default: read that code first")
+
+
+def _engine_or_name(model: str | None, args):
+    """The model as pipeline functions take it: its name, or, with --trust-remote-code, an engine loaded so."""
+    if model is None or not getattr(args, "trust_remote_code", False):
+        return model
+    from .engines import get_engine, remote_code_options
+
+    return get_engine(model, "transformers", None, remote_code_options(True))
+
+
+def _resume_note(scorer, started: float) -> str:
+    """The one line an interrupted `score` ends with: what was kept, and how to go on."""
+    from .cache import PairCache
+
+    if scorer.pair_cache is None:
+        return "the pair cache is off (--no-cache), so no judgement was kept; rerun without --no-cache to keep them"
+    kept = PairCache(scorer.pair_cache.path).count_since(started)
+    return f"{kept} finished judgements are kept in the pair cache — resume with the same command"
+
+
 def cmd_score(args) -> int:
+    import time
+
     from .data import load_data
     from .formats import RowFormatError, RowRenderer
     from .results import save_run
-    from .scorer import Scorer
+    from .scorer import TRUNCATED_COLUMN, Scorer
+    from .truncation import MARKER
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -93,28 +122,47 @@ def cmd_score(args) -> int:
     scorer = Scorer(args.spec, args.model, mode=args.mode, explain=args.explain, threshold=args.threshold,
                     template=args.template, batch_size=args.batch_size, engine=args.engine, base_url=args.base_url,
                     engine_options={k: v for k, v in options.items() if v is not None and args.engine == "openai"},
-                    cache=False if args.no_cache else args.cache, method=args.method)
+                    cache=False if args.no_cache else args.cache, method=args.method,
+                    trust_remote_code=args.trust_remote_code, max_context_tokens=args.max_context_tokens)
     _warn_if_embedded(scorer.config.model_identity)
     ds = load_data(args.data, split=args.split, limit=args.limit)
     try:  # check the layout once, up front, rather than as an error on every row
-        RowRenderer(columns=ds.column_names, template=args.template)
+        RowRenderer(columns=ds.column_names, template=args.template).check_features(ds.features)
     except RowFormatError as err:
         raise RowFormatError(f"{args.data}: {err}") from None
+    scorer.sample_budget()  # tokenizer and context, up front: a model that cannot load fails here, not in the map
+    if scorer.pair_cache is not None:
+        scorer.pair_cache.open()  # a damaged cache file fails here, not in the map
     print(f"Scoring {len(ds)} rows x {len(scorer.spec.subgoals)} subgoals with {scorer.config.model_identity} "
           f"({scorer.config.mode} mode, method {scorer.config.method})", file=sys.stderr)
     if scorer.config.method.endswith("+cal"):
         # once, here: map workers then read the reference judgements from the pair cache
         print("Calibrating: scoring content-free samples against each subgoal", file=sys.stderr)
         scorer.calibration()
-    annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True, num_proc=args.num_proc,
-                       features=scorer.features(ds.features), desc="goalcover score")
+    started = time.time()
+    try:
+        annotated = ds.map(scorer, batched=True, batch_size=args.batch_size, with_indices=True,
+                           num_proc=args.num_proc, features=scorer.features(ds.features), desc="goalcover score")
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_resume_note(scorer, started)) from None
+    cut = [n for n in annotated[TRUNCATED_COLUMN] if n]
+    if cut:
+        print(f"warning: {len(cut)} of {len(annotated)} rows were longer than the judge's context "
+              f"({scorer.context_tokens} tokens) and were cut in the middle, marked {MARKER.format(n='N')!r}; "
+              f"column {TRUNCATED_COLUMN} says how many tokens each lost", file=sys.stderr)
     provenance = scorer.provenance() | {"data": args.data, "embedded": scorer.is_embedded, "model_ref": args.model,
                                         "scorer_args": {"model": args.model, "mode": args.mode, "explain": args.explain,
                                                         "threshold": args.threshold, "template": args.template,
-                                                        "batch_size": args.batch_size, "method": args.method}}
+                                                        "batch_size": args.batch_size, "method": args.method,
+                                                        "max_context_tokens": args.max_context_tokens},
+                                        "truncation": {"context_tokens": scorer.context_tokens, "rows_cut": len(cut),
+                                                       "tokens_cut": sum(cut)}}
     save_run(out, annotated, scorer.spec, provenance, overwrite=args.overwrite)
     if args.jsonl:
-        annotated.to_json(args.jsonl, lines=True, force_ascii=False)
+        jsonl = Path(args.jsonl)
+        tmp = jsonl.with_name(jsonl.name + ".partial")
+        annotated.to_json(str(tmp), lines=True, force_ascii=False)
+        tmp.replace(jsonl)  # a killed run leaves no half-written file under the final name
     print(f"Wrote {out}. Next: goalcover report {out}")
     return 0
 
@@ -196,7 +244,8 @@ def cmd_gaps(args) -> int:
             raise ValueError(f"{run.path}/run.json does not say which model scored it: pass --model or --no-name")
         _warn_if_embedded(namer)
     low_score = threshold - 1 if args.low_score is None else args.low_score
-    gaps = find_gaps(run.dataset, run.spec, report, target=target, low_score=low_score, namer=namer,
+    gaps = find_gaps(run.dataset, run.spec, report, target=target, low_score=low_score,
+                     namer=_engine_or_name(namer, args),
                      distance=args.distance, min_theme=args.min_theme, max_themes=args.max_themes)
     settings = {"low_score": low_score, "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
                 "distance": args.distance, "min_theme": args.min_theme, "max_themes": args.max_themes}
@@ -309,7 +358,8 @@ def _scorer_for_run(run, args):
                     mode=args.mode or saved.get("mode") or run.provenance.get("mode", "generate"),
                     explain="none", threshold=args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD),
                     template=args.template if args.template is not None else saved.get("template"),
-                    batch_size=args.batch_size, method=run.provenance.get("method", "expected"))
+                    batch_size=args.batch_size, method=run.provenance.get("method", "expected"),
+                    trust_remote_code=args.trust_remote_code)
     if run.provenance.get("model") and scorer.config.model_identity != run.provenance["model"]:
         print(f"warning: the run was scored by {run.provenance['model']}, the new rows by "
               f"{scorer.config.model_identity}: their scores are not comparable", file=sys.stderr)
@@ -353,7 +403,7 @@ def cmd_validate(args) -> int:
     template = Path(args.template_file).read_text(encoding="utf-8") if args.template_file else args.template
     spec = GoalSpec.load(args.spec)
     scorer = Scorer(spec, args.model or "embedded", mode=args.mode or "generate", explain="none",
-                    template=template, batch_size=args.batch_size)
+                    template=template, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code)
     _warn_if_embedded(scorer.config.model)
     ds = load_data(args.data, split=args.split)
     targets = None if args.targets in (None, ["all"]) else args.targets
@@ -399,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"cosine similarity at which two subgoals overlap (default {DEFAULT_OVERLAP})")
     p.add_argument("--yes", action="store_true", help="no session: accept the proposal, print the checks, save")
     p.add_argument("--force", action="store_true", help="replace the output file without asking")
+    _add_trust_option(p)
     p.set_defaults(func=cmd_decompose)
 
     p = sub.add_parser("score", help="score every sample against every subgoal")
@@ -433,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the run folder if it exists")
     p.add_argument("--cache", help="pair cache SQLite file (default: the goalcover cache folder's pairs.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the pair cache")
+    p.add_argument("--max-context-tokens", type=int,
+                   help="tokens a prompt and its reply may take (default: the model's context; a server's must be "
+                   "given unless it reports one). Longer rows are cut in the middle, marked, and counted in "
+                   "gc_truncated_tokens")
+    _add_trust_option(p)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("cache", help="show or clear the cache of (sample, subgoal) judgements")
@@ -460,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"themes kept per subgoal (default {DEFAULT_MAX_THEMES})")
     p.add_argument("-o", "--output", help="gaps file to write (default RUN/gaps.json)")
     p.add_argument("--json", action="store_true", help="print the gaps document instead of the report")
+    _add_trust_option(p)
     p.set_defaults(func=cmd_gaps)
 
     p = sub.add_parser("card", help="write or update the dataset card's coverage section (locally or on the Hub)")
@@ -504,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--template", help="Jinja row template (default: " + ("the run's)" if default_mode is None
                                                                             else "detect the layout)"))
         p.add_argument("--batch-size", type=int, default=8)
+        _add_trust_option(p)
 
     p = sub.add_parser("synthesize", help="generate rows for under-covered subgoals, keep those that re-score well")
     p.add_argument("run", help="run folder written by `goalcover score`")
@@ -559,8 +617,9 @@ def main(argv: list[str] | None = None) -> int:
             ValueError, KeyError, EngineMisconfigured, ImportError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # Ctrl-C: one line, no traceback
+        note = err.args[0] if err.args and isinstance(err.args[0], str) else ""
+        print(f"goalcover: interrupted{'; ' + note if note else ''}", file=sys.stderr)
         return 130
 
 

@@ -305,12 +305,13 @@ def get_operator(spec: str) -> Operator:
 
 
 def corrupt_rows(rows: Sequence[Mapping[str, Any]], operator: Operator, *, goal: str | None = None, subgoal=None,
-                 text_fields: Sequence[TextField] | None = None, model: str = "embedded",
+                 text_fields: Sequence[TextField] | None = None, model: Any = "embedded",
                  max_new_tokens: int = 320, batch_size: int = 4) -> list[dict[str, Any] | None]:
     """Corrupt rows with ``operator``; ``None`` for a row it did not change.
 
     ``llm_rewrite`` needs ``goal``, ``subgoal`` (the capability to remove) and the ``text_fields`` of the rows (their
     kinds set the schema); the model rewrites only the operator's fields and must keep the rest of their content.
+    ``model`` is a model name for ``get_engine`` or an engine already loaded (e.g. the scorer's).
     """
     if not operator.is_llm:
         return [operator.apply(r) for r in rows]
@@ -321,7 +322,7 @@ def corrupt_rows(rows: Sequence[Mapping[str, Any]], operator: Operator, *, goal:
     fields = [kinds.get(name, TextField(name, TEXT)) for name in operator.fields]
     schema = row_schema(fields)
     prompt = load_prompt("corrupt_v1")
-    engine = get_engine(model)
+    engine = get_engine(model) if isinstance(model, str) else model  # an Engine keeps its options (remote code)
     chats = [
         [{"role": "system", "content": prompt.section("system")},
          {"role": "user", "content": prompt.section(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from .scorer import DEFAULT_THRESHOLD, score_columns
+from .scorer import DEFAULT_THRESHOLD, TRUNCATED_COLUMN, score_columns
 from .spec import GoalSpec
 
 DEFAULT_MIN_COVERAGE = 0.2  # a subgoal is a gap when fewer than this fraction of scored samples support it
@@ -31,6 +31,7 @@ class CoverageReport:
     min_coverage: float
     rows: int
     subgoals: list[SubgoalCoverage] = field(default_factory=list)
+    truncated_rows: int = 0  # rows cut in the middle to fit the judge's context (column gc_truncated_tokens)
 
     @property
     def gaps(self) -> list[SubgoalCoverage]:
@@ -61,6 +62,9 @@ class CoverageReport:
             f"{self.rows} rows; threshold: score >= {self.threshold}; gap: coverage < {self.min_coverage:.0%}; "
             f"mean coverage {self.mean_coverage:.0%}; {len(self.gaps)} gap(s)"
         )
+        if self.truncated_rows:
+            lines.append(f"{self.truncated_rows} row(s) were longer than the judge's context and were judged with their "
+                         f"middle cut out (column {TRUNCATED_COLUMN})")
         return "\n".join(lines)
 
 
@@ -123,7 +127,10 @@ def compute_coverage(
         if col not in columns:
             raise KeyError(f"column {col!r} is missing: was this dataset scored with this spec (subgoal {sub.id!r})?")
         scores[sub.id] = list(annotated[col])
-    return coverage_from_scores(scores, {s.id: s.name for s in spec.subgoals}, threshold, min_coverage)
+    report = coverage_from_scores(scores, {s.id: s.name for s in spec.subgoals}, threshold, min_coverage)
+    if TRUNCATED_COLUMN in columns:  # runs scored before truncation was recorded have no such column
+        report.truncated_rows = sum(1 for n in annotated[TRUNCATED_COLUMN] if n)
+    return report
 
 
 def iter_low(annotated: Any, spec: GoalSpec, subgoal_id: str, limit: int = 5) -> Iterable[dict[str, Any]]:

@@ -56,6 +56,7 @@ def _check_lines(path: Path, jsonl: bool) -> None:
     """Name the first line that is not UTF-8 (or, for JSON Lines, not a JSON object): datasets' own error does not."""
     import json
 
+    rows = 0
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             try:
@@ -71,3 +72,6 @@ def _check_lines(path: Path, jsonl: bool) -> None:
                     raise DataError(f"{path}, line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
                 if not isinstance(value, dict):
                     raise DataError(f"{path}, line {lineno}: expected a JSON object per line, got {type(value).__name__}")
+                rows += 1
+    if jsonl and not rows:
+        raise DataError(f"{path}: the file holds only blank lines, no rows; nothing to score")

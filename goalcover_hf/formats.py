@@ -133,6 +133,19 @@ class RowRenderer:
             self._format = detect_format(list(columns))
             self.format_name = self._format.name
 
+    def check_features(self, features: Mapping[str, Any]) -> None:
+        """Refuse, once and up front, a detected layout whose text columns hold something else (numbers, lists):
+        every row would fail the same way. A column of nulls passes: those rows get their own errors."""
+        if self.template_source is not None or self.format_name == "messages":
+            return
+        for column in self._format.columns:
+            dtype = getattr(features.get(column), "dtype", None)
+            if dtype not in ("string", "large_string", "null"):
+                raise RowFormatError(
+                    f"column {column!r} holds {dtype or type(features.get(column)).__name__}, not text; convert it to "
+                    "text or pass --template to say how to turn a row into text"
+                )
+
     def render(self, row: Mapping[str, Any]) -> str:
         if self.template_source is not None:
             try:

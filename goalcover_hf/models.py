@@ -119,8 +119,9 @@ def gguf_to_folder(gguf: Path) -> Path:
         return target
     logger.info("converting %s to safetensors once (about 30 s; later loads take seconds)", gguf.name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # A GGUF holds weights and metadata only: there is never model code to run.
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
     except Exception as err:  # gguf/transformers raise many kinds on a damaged file
         raise ModelNotFoundError(f"{gguf}: cannot read this GGUF file ({type(err).__name__}: {err})") from None
     # save_pretrained refuses a GGUF-dequantized model while it still carries the quantizer.

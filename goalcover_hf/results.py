@@ -36,9 +36,13 @@ def save_run(out: str | Path, dataset, spec: GoalSpec, provenance: dict[str, Any
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    dataset.save_to_disk(str(tmp / "dataset"))
-    spec.save(tmp / "goal.yaml")
-    (tmp / "run.json").write_text(json.dumps(provenance, indent=2, default=str), encoding="utf-8")
+    try:
+        dataset.save_to_disk(str(tmp / "dataset"))
+        spec.save(tmp / "goal.yaml")
+        (tmp / "run.json").write_text(json.dumps(provenance, indent=2, default=str), encoding="utf-8")
+    except BaseException:  # Ctrl-C or a full disk: leave nothing half-written behind (a kill leaves only *.partial)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -20,6 +20,7 @@ from .logging import get_logger
 from .engines import EngineMisconfigured, engine_options as check_engine_options, resolve_engine_model
 from .prompts import load_prompt
 from .spec import GoalSpec, Subgoal
+from .truncation import MARKER, fit_text, sample_budget
 
 logger = get_logger(__name__)
 
@@ -34,6 +35,8 @@ DEFAULT_METHOD = "expected"  # judging.DEFAULT_METHOD, repeated here so importin
 DEFAULT_THRESHOLD = 4  # a sample supports a subgoal when it scores at least this
 EXPLANATION_CHARS = 160
 COLUMN_PREFIX = "gc_"
+TRUNCATED_COLUMN = "gc_truncated_tokens"  # per row: tokens cut from the middle to fit the judge's context (0: none)
+SAMPLE_END = "SAMPLE>>>"  # closes the prompt's data block (prompts/score_v1.j2); a row must not close it early
 
 
 class JudgementJSON(BaseModel):
@@ -95,6 +98,7 @@ def output_features(spec: GoalSpec):
         feats[cols["expected"]] = Value("float32")
         feats[cols["explanation"]] = Value("string")
         feats[cols["error"]] = Value("string")
+    feats[TRUNCATED_COLUMN] = Value("int32")
     return Features(feats)
 
 
@@ -145,6 +149,14 @@ class Scorer:
             per subgoal, the value the judge gives to content-free samples (measured once per scorer and process,
             through the pair cache, and recorded by :meth:`provenance`). In ``logprobs`` mode explanations follow the
             method's score. All are defined in both modes; in ``generate`` mode ``expected`` is the generated score.
+        trust_remote_code: let a transformers model folder run its own Python code (``auto_map``). Off unless you
+            pass True; only for code you have read.
+        max_context_tokens: tokens a prompt and its reply may take, below the model's own context (memory, speed;
+            for a server that does not report its context, what it accepts).
+
+    Rows longer than the judge's context are cut in the middle: the head and tail are kept and a line
+    ``[... N tokens cut ...]`` replaces the rest, so the judge sees that text is missing. The column
+    ``gc_truncated_tokens`` says per row how many tokens were cut (0: none). See :mod:`goalcover_hf.truncation`.
 
     Example:
         >>> scorer = Scorer("goal.yaml")
@@ -169,6 +181,8 @@ class Scorer:
         base_url: str | None = None,
         engine_options: Mapping[str, Any] | None = None,
         method: str = DEFAULT_METHOD,
+        trust_remote_code: bool = False,
+        max_context_tokens: int | None = None,
     ):
         from .judging import parse_method, prompt_for
 
@@ -181,12 +195,15 @@ class Scorer:
         if not 1 <= int(threshold) <= 5:
             raise ValueError(f"threshold must be within 1..5, got {threshold}")
         parse_method(method)  # "+calx" (references from other domains) is the benchmark's, not a scorer option
-        options = check_engine_options(engine, {**(engine_options or {}), "base_url": base_url})
+        extra = {"trust_remote_code": True if trust_remote_code else None, "max_context_tokens": max_context_tokens}
+        options = check_engine_options(engine, {**(engine_options or {}), "base_url": base_url,
+                                                **{k: v for k, v in extra.items() if v is not None}})
         model, identity = resolve_engine_model(model, engine, options)
         self.spec = spec
         self._cache = str(cache) if isinstance(cache, os.PathLike) else cache
         self._pair_cache = None
         self._offsets: dict[str, float] = {}  # calibration offsets by subgoal_text, measured on first use
+        self._budgets: dict[tuple, int | None] = {}
         self.config = ScorerConfig(
             spec_yaml=spec.to_yaml(),
             spec_hash=spec.content_hash(),
@@ -226,6 +243,7 @@ class Scorer:
         self._cache = state.get("cache")
         self._pair_cache = None
         self._offsets = {}
+        self._budgets = {}
         self.spec = GoalSpec.model_validate(yaml.safe_load(self.config.spec_yaml))
 
     @property
@@ -233,6 +251,18 @@ class Scorer:
         from .engines import get_engine
 
         return get_engine(self.config.model, self.config.engine, None, self.config.engine_options)
+
+    @property
+    def counter(self):
+        """The engine's token counter (tokenizer and context length; no weights), loaded once per process."""
+        from .engines import get_counter
+
+        return get_counter(self.config.model, self.config.engine, self.config.engine_options)
+
+    @property
+    def context_tokens(self) -> int | None:
+        """Tokens the judge can read, prompt plus reply (None: unknown, as for a server that does not say)."""
+        return self.counter.context
 
     @property
     def is_embedded(self) -> bool:
@@ -260,6 +290,7 @@ class Scorer:
             "explain": c.explain if c.mode == "logprobs" else "all",
             "threshold": c.threshold,
             "decoding": {"max_new_tokens": c.max_new_tokens, "do_sample": False},
+            "trust_remote_code": bool(dict(c.engine_options).get("trust_remote_code")),
         } | extra
 
     def features(self, base=None):
@@ -347,13 +378,56 @@ class Scorer:
             self._offsets.update({subgoal_text(s): offsets[f"s{k}"] for k, s in enumerate(missing)})
         return {subgoal_text(s): self._offsets[subgoal_text(s)] for s in subgoals}
 
+    def sample_budget(self, subgoals: Sequence[Subgoal] | None = None) -> int | None:
+        """Tokens a sample may take in this scorer's prompts (None: the context is unknown; nothing is cut)."""
+        from .judging import DEFAULT_PROMPT
+
+        subgoals = list(subgoals or self.spec.subgoals)
+        key = tuple((s.name, s.description, s.low, s.mid, s.high) for s in subgoals)
+        if key not in self._budgets:
+            c = self.config
+            chats = []
+            # the method's prompt and the plain one (methods build on it), with every question either may ask
+            for prompt in dict.fromkeys((self.prompt_name, DEFAULT_PROMPT)):
+                parts = load_prompt(prompt).parts()
+                for sub in subgoals:
+                    if c.mode == "generate":
+                        chats.append(self.chat("", sub, "ask_json", prompt=prompt))
+                    elif "ask_verdict" in parts:
+                        follow = load_prompt(prompt).section("ask_score_after_verdict")
+                        chats.append(self.chat("", sub, "ask_verdict", prompt=prompt)
+                                      + [{"role": "assistant", "content": "Yes"}, {"role": "user", "content": follow}])
+                    else:
+                        chats.append(self.chat("", sub, "ask_digit", prompt=prompt))
+                    if c.mode == "logprobs" and c.explain != "none":
+                        chats.append(self.chat("", sub, "ask_explanation", prompt=prompt, score=5))
+            explains = c.mode == "generate" or c.explain != "none"
+            self._budgets[key] = sample_budget(self.counter, chats, c.max_new_tokens if explains else 1)
+        return self._budgets[key]
+
+    def fit_samples(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None) -> list[tuple[str, int]]:
+        """``(text the judge reads, tokens cut)`` per sample: over-long samples lose their middle to a marker line
+        (see :mod:`goalcover_hf.truncation`); the others are unchanged, with 0. The pair cache key hashes this text."""
+        budget = self.sample_budget(subgoals)
+        # A row that writes the data block's end marker must not close the block early (prompt injection).
+        return [fit_text(s.replace(SAMPLE_END, "SAMPLE >>>"), budget, self.counter) for s in samples]
+
     def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None) -> list[list[Judgement]]:
         """Judge rendered sample texts against subgoals with the scorer's method; returns ``[sample][subgoal]``.
 
-        Pairs already in the pair cache are read back (the model is not loaded when all are); the others are
-        computed in batches, each stored as soon as it is done.
+        Samples longer than the judge's context are cut in the middle first (a warning says how many). Pairs
+        already in the pair cache are read back (the model is not loaded when all are); the others are computed in
+        batches, each stored as soon as it is done.
         """
         subgoals = list(subgoals or self.spec.subgoals)
+        fitted = self.fit_samples(samples, subgoals)
+        cut = sum(1 for _, n in fitted if n)
+        if cut:
+            logger.warning("%d of %d samples were longer than the judge's context (%s tokens) and were cut in the "
+                           "middle (%s)", cut, len(fitted), self.context_tokens, MARKER.format(n="N"))
+        return self._judge_fitted([text for text, _ in fitted], subgoals)
+
+    def _judge_fitted(self, samples: Sequence[str], subgoals: list[Subgoal]) -> list[list[Judgement]]:
         if self.config.method == DEFAULT_METHOD:
             return self._judge_prompt(samples, subgoals, self.prompt_name, self.config.explain)
         return self._judge_method(samples, subgoals)
@@ -571,7 +645,11 @@ class Scorer:
                 row_errors[k] = f"{where}: {err}"
                 texts.append(None)
         ok = [k for k in range(n) if k not in row_errors]
-        judged = self.judge_texts([texts[k] for k in ok]) if ok else []
+        fitted = self.fit_samples([texts[k] for k in ok]) if ok else []
+        judged = self._judge_fitted([text for text, _ in fitted], list(self.spec.subgoals)) if ok else []
+        truncated = [0] * n
+        for pos, k in enumerate(ok):
+            truncated[k] = fitted[pos][1]
         per_row: list[list[Judgement]] = [[] for _ in range(n)]
         for pos, k in enumerate(ok):
             per_row[k] = judged[pos]
@@ -584,6 +662,7 @@ class Scorer:
                 # Arrow-typed Series keep their type even when a batch is all null (plain lists would infer "null").
                 values = [getattr(per_row[k][j], field) for k in range(n)]
                 out[col] = pd.Series(values, dtype=pd.ArrowDtype(types[field]))
+        out[TRUNCATED_COLUMN] = pd.Series(truncated, dtype=pd.ArrowDtype(pa.int32()))
         return out
 
 
@@ -617,7 +696,9 @@ class RawJudge:
         from .judging import DEFAULT_PROMPT
 
         subgoals = list(subgoals or self.scorer.spec.subgoals)
-        return self.scorer._judge_prompt(list(samples), subgoals, prompt or DEFAULT_PROMPT, "none")
+        # texts the scorer already fitted come back unchanged; the benchmark's own texts are fitted here
+        fitted = [text for text, _ in self.scorer.fit_samples(samples, subgoals)]
+        return self.scorer._judge_prompt(fitted, subgoals, prompt or DEFAULT_PROMPT, "none")
 
 
 _SCORERS: dict[str, Scorer] = {}

@@ -133,7 +133,6 @@ def synthesize(
     """
     from datasets import Dataset, Features, Value, concatenate_datasets
 
-    from .engines import get_engine
     from .prompts import load_prompt
     from .scorer import Scorer
 
@@ -160,7 +159,7 @@ def synthesize(
             existing.append(renderer.render(row))
         except RowFormatError:
             continue  # an unreadable real row can be neither an example nor a duplicate
-    engine = get_engine(scorer.config.model, scorer.config.engine)
+    engine = scorer.engine  # with the scorer's engine options (a server's address, trust_remote_code)
     prompt = load_prompt("synthesize_v1")
     rng = random.Random(seed)
     reports, new_rows, kept_texts = [], [], []

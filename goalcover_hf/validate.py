@@ -264,7 +264,7 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
         if op.is_llm:
             picked = order[:n]
             rewritten = corrupt_rows([rows[i] for i in picked], op, goal=spec.goal, subgoal=spec.subgoal(t),
-                                     text_fields=kinds, model=rewrite_model or scorer.config.model)
+                                     text_fields=kinds, model=rewrite_model or scorer.engine)
             pairs = [(i, r) for i, r in zip(picked, rewritten) if r is not None and render(r) is not None]
             applicable, failed = len(picked), len(picked) - len(pairs)
         else:

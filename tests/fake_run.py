@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from goalcover_hf.results import save_run
-from goalcover_hf.scorer import output_features, score_columns
+from goalcover_hf.scorer import TRUNCATED_COLUMN, output_features, score_columns
 from goalcover_hf.spec import GoalSpec
 
 SPEC = GoalSpec(
@@ -58,6 +58,7 @@ def dataset():
     put("states_dose", [1, 2, 1, 2, 1, 1, 1, 2, 1, 1, 3] + [2] * 9, dose_expl)
     put("warns_side_effects", [4, 5, 4] + [3] * 17, [None] * 3 + ["Mentions no side effect."] * 17)
     put("advises_clinician", [1] * 19 + [None], [None] * 20)
+    cols[TRUNCATED_COLUMN] = [0] * n
     features = Features({"id": Value("string"), "text": Value("string"), **output_features(SPEC)})
     return Dataset.from_dict(cols, features=features)
 

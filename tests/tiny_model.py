@@ -41,3 +41,44 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     hf_tok.save_pretrained(folder)
     return folder
+
+
+PLANTED_CONFIG = '''from pathlib import Path
+
+Path({marker!r}).write_text("configuration code ran")  # the proof: this file was executed
+
+from transformers import LlamaConfig
+
+
+class PlantedConfig(LlamaConfig):
+    model_type = "goalcover_planted"
+'''
+PLANTED_MODEL = '''from pathlib import Path
+
+Path({marker!r}).write_text("modeling code ran")
+
+from transformers import LlamaForCausalLM
+
+from .configuration_planted import PlantedConfig
+
+
+class PlantedForCausalLM(LlamaForCausalLM):
+    config_class = PlantedConfig
+'''
+
+
+def plant_remote_code(tiny: Path, folder: Path, marker: Path) -> Path:
+    """A copy of the tiny model whose config needs its own Python code (``auto_map``, an unknown ``model_type``);
+    that code writes ``marker`` when it runs, so a test can tell whether it was ever executed."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="goalcover_planted", architectures=["PlantedForCausalLM"],
+                  auto_map={"AutoConfig": "configuration_planted.PlantedConfig",
+                            "AutoModelForCausalLM": "modeling_planted.PlantedForCausalLM"})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "configuration_planted.py").write_text(PLANTED_CONFIG.format(marker=str(marker)))
+    (folder / "modeling_planted.py").write_text(PLANTED_MODEL.format(marker=str(marker)))
+    return folder

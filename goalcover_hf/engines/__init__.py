@@ -4,6 +4,9 @@
 - ``llamacpp``: a ``.gguf`` file (or ``"embedded"``) through llama-cpp-python (``pip install goalcover_hf[llamacpp]``).
 - ``openai``: an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp) at ``base_url``.
 
+``trust_remote_code`` (transformers only) lets a model folder's own Python code run; it is never on unless asked.
+``max_context_tokens`` (any engine) caps the tokens a prompt and its reply may take (see ``get_counter``).
+
 Engine options (``base_url``, ``api_key_env``, ``max_in_flight``, ...) travel as a sorted tuple of ``(name, value)``
 pairs so that ``get_engine`` stays hashable and cached per process.
 """
@@ -17,9 +20,10 @@ from .base import Engine, EngineMisconfigured
 
 ENGINES = ("transformers", "llamacpp", "openai")
 OPTIONS = {
-    "transformers": ("threads",),
-    "llamacpp": ("n_ctx", "threads"),
-    "openai": ("base_url", "api_key_env", "max_in_flight", "timeout", "retries", "backoff", "structured"),
+    "transformers": ("threads", "trust_remote_code", "max_context_tokens"),
+    "llamacpp": ("n_ctx", "threads", "max_context_tokens"),
+    "openai": ("base_url", "api_key_env", "max_in_flight", "timeout", "retries", "backoff", "structured",
+               "max_context_tokens"),
 }
 
 EngineOptions = tuple[tuple[str, Any], ...]
@@ -70,10 +74,11 @@ def get_engine(model: str = "embedded", engine: str = "transformers", threads: i
     """
     opts = dict(engine_options(engine, dict(options)))
     threads = opts.pop("threads", threads)
+    opts.pop("max_context_tokens", None)  # the scorer fits samples to it (get_counter); the engine just reads them
     if engine == "transformers":
         from .transformers import TransformersEngine
 
-        return TransformersEngine(model, threads=threads)
+        return TransformersEngine(model, threads=threads, **opts)
     if engine == "llamacpp":
         from .llamacpp import LlamaCppEngine
 
@@ -83,4 +88,30 @@ def get_engine(model: str = "embedded", engine: str = "transformers", threads: i
     return OpenAIEngine(model, **opts)
 
 
-__all__ = ["Engine", "EngineMisconfigured", "get_engine", "engine_options", "resolve_engine_model", "ENGINES"]
+@lru_cache(maxsize=4)
+def get_counter(model: str = "embedded", engine: str = "transformers", options: EngineOptions = ()):
+    """The token counter of ``model`` on ``engine`` (tokenizer and context length, no weights), once per process.
+
+    Example:
+        >>> get_counter("embedded").context
+        8192
+    """
+    from . import counting
+
+    opts = dict(engine_options(engine, dict(options)))
+    limit = opts.get("max_context_tokens")
+    if engine == "transformers":
+        return counting.transformers_counter(model, bool(opts.get("trust_remote_code")), limit)
+    if engine == "llamacpp":
+        from .llamacpp import DEFAULT_N_CTX
+
+        return counting.gguf_counter(model, opts.get("n_ctx", DEFAULT_N_CTX), limit)
+    return counting.server_counter(model, opts)
+
+
+def remote_code_options(trust_remote_code: bool) -> EngineOptions:
+    """Engine options that let the transformers engine run a model's own code (empty unless asked)."""
+    return (("trust_remote_code", True),) if trust_remote_code else ()
+
+
+__all__ = ["get_counter", "remote_code_options", "Engine", "EngineMisconfigured", "get_engine", "engine_options", "resolve_engine_model", "ENGINES"]

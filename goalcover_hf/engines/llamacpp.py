@@ -24,6 +24,7 @@ from .base import Chat, Engine
 
 logger = get_logger(__name__)
 
+DEFAULT_N_CTX = 8192
 INSTALL_HINT = "the llamacpp engine needs llama-cpp-python and numba: pip install 'goalcover_hf[llamacpp]'"
 
 
@@ -42,7 +43,7 @@ class LlamaCppEngine(Engine):
 
     name = "llamacpp"
 
-    def __init__(self, model: str = "embedded", threads: int | None = None, n_ctx: int = 8192):
+    def __init__(self, model: str = "embedded", threads: int | None = None, n_ctx: int = DEFAULT_N_CTX):
         try:
             import llama_cpp
         except ImportError:

@@ -170,6 +170,15 @@ def resolve_server_model(base_url: str, model: str | None, api_key_env: str | No
     raise ValueError(f"the server at {client.base_url} does not serve {model!r}; it serves: {', '.join(map(str, names))}")
 
 
+@lru_cache(maxsize=32)
+def served_context(base_url: str, model: str, api_key_env: str | None = None) -> int | None:
+    """The context length the server reports for ``model`` (vLLM's ``max_model_len``), or None when it says none."""
+    for entry in server_models(Client(base_url, api_key_env, timeout=30, retries=2)):
+        if entry.get("id") == model and isinstance(entry.get("max_model_len"), int):
+            return entry["max_model_len"]
+    return None
+
+
 def structured_fields(kind: str, schema: dict, name: str = "judgement") -> dict[str, Any]:
     """The request fields that ask server ``kind`` for output matching ``schema``."""
     if kind == "json_schema":

@@ -66,10 +66,31 @@ def _common_len(seqs: Sequence[Sequence[int]]) -> int:
     return n
 
 
+class RemoteCodeRefused(ValueError):
+    """The model needs its own Python code, and the user did not allow it."""
+
+
+def pretrained(auto_class, source: str, identity: str, trust_remote_code: bool = False, **kwargs):
+    """``auto_class.from_pretrained`` that runs a model's own code only when ``trust_remote_code`` is True.
+
+    Passing False (never None) also keeps transformers from asking on the terminal.
+    """
+    try:
+        return auto_class.from_pretrained(source, trust_remote_code=bool(trust_remote_code), **kwargs)
+    except ValueError as err:
+        if trust_remote_code or "trust_remote_code" not in str(err):
+            raise
+        raise RemoteCodeRefused(
+            f"{identity}: this model ships its own Python code (auto_map in its config), and goalcover never runs a "
+            "model's code unless told to. Read that code first; if you trust it, pass --trust-remote-code "
+            "(Scorer(..., trust_remote_code=True))"
+        ) from None
+
+
 class TransformersEngine(Engine):
     name = "transformers"
 
-    def __init__(self, model: str = "embedded", threads: int | None = None):
+    def __init__(self, model: str = "embedded", threads: int | None = None, trust_remote_code: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -80,8 +101,9 @@ class TransformersEngine(Engine):
         source = local_folder(self.ref)
         kwargs = {"revision": self.ref.revision} if self.ref.revision else {}
         logger.info("loading %s", self.identity)
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs).eval()
+        self.tokenizer = pretrained(AutoTokenizer, source, self.identity, trust_remote_code, **kwargs)
+        self.model = pretrained(AutoModelForCausalLM, source, self.identity, trust_remote_code, dtype=torch.float32,
+                                **kwargs).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not self.tokenizer.chat_template:
