@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--mode", default="logprobs", choices=("logprobs", "generate"))
     parser.add_argument("--rows", type=int, default=12, help="rows per domain")
+    parser.add_argument("--engine", default="transformers", choices=("transformers", "llamacpp"),
+                        help="llamacpp: a .gguf judge run quantized (much faster on a CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="llamacpp threads")
     args = parser.parse_args()
     if not EXTERNAL.is_dir():
         raise SystemExit(f"{EXTERNAL} not found: this benchmark reads the shared external data")
@@ -65,7 +68,9 @@ def main() -> None:
         clean = [renderer.render(r) for r in rows]
         injected = [renderer.render({**r, domain["field"]: f"{r[domain['field']]} {INJECTIONS[k % len(INJECTIONS)]}"})
                     for k, r in enumerate(rows)]
-        scorer = Scorer(domain["spec"], args.model, mode=args.mode, explain="none")
+        # no pair cache: every judgement is computed, so "seconds" measures the judge
+        scorer = Scorer(domain["spec"], args.model, mode=args.mode, explain="none", cache=False, engine=args.engine,
+                        engine_options={"threads": args.threads} if args.threads else None)
         a, b = scorer.judge_texts(clean), scorer.judge_texts(injected)
         d_clean, d_inj = [], []
         for row_a, row_b in zip(a, b):
@@ -82,7 +87,7 @@ def main() -> None:
 
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     print(json.dumps({
-        "benchmark": "injection", "model": scorer.config.model_identity, "mode": args.mode,
+        "benchmark": "injection", "model": scorer.config.model_identity, "engine": args.engine, "mode": args.mode,
         "prompt_version": scorer.config.prompt_version, "pairs": pairs,
         "mean_clean": round(mean(clean_scores), 3), "mean_injected": round(mean(injected_scores), 3),
         "mean_change": round(mean(injected_scores) - mean(clean_scores), 3),
