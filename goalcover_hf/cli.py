@@ -86,13 +86,18 @@ def _add_trust_option(p: argparse.ArgumentParser) -> None:
                    "default: read that code first")
 
 
-def _engine_or_name(model: str | None, args):
-    """The model as pipeline functions take it: its name, or, with --trust-remote-code, an engine loaded so."""
-    if model is None or not getattr(args, "trust_remote_code", False):
+def _engine_or_name(model: str | None, args, engine: str = "transformers", base_url: str | None = None):
+    """The model as pipeline functions take it: its name, or an engine when it needs more than a name (another
+    engine than transformers, or --trust-remote-code)."""
+    trust = getattr(args, "trust_remote_code", False)
+    if model is None or (engine == "transformers" and not trust):
         return model
-    from .engines import get_engine, remote_code_options
+    from .engines import engine_options, get_engine, remote_code_options, resolve_engine_model
 
-    return get_engine(model, "transformers", None, remote_code_options(True))
+    if engine == "transformers":
+        return get_engine(model, "transformers", None, remote_code_options(True))
+    options = engine_options(engine, {"base_url": base_url} if base_url else {})
+    return get_engine(resolve_engine_model(model, engine, options)[0], engine, None, options)
 
 
 def _resume_note(scorer, started: float) -> str:
@@ -154,6 +159,7 @@ def cmd_score(args) -> int:
                                         "scorer_args": {"model": args.model, "mode": args.mode, "explain": args.explain,
                                                         "threshold": args.threshold, "template": args.template,
                                                         "batch_size": args.batch_size, "method": args.method,
+                                                        "engine": args.engine, "base_url": args.base_url,
                                                         "max_context_tokens": args.max_context_tokens},
                                         "truncation": {"context_tokens": scorer.context_tokens, "rows_cut": len(cut),
                                                        "tokens_cut": sum(cut)}}
@@ -245,7 +251,7 @@ def cmd_gaps(args) -> int:
         _warn_if_embedded(namer)
     low_score = threshold - 1 if args.low_score is None else args.low_score
     gaps = find_gaps(run.dataset, run.spec, report, target=target, low_score=low_score,
-                     namer=_engine_or_name(namer, args),
+                     namer=_engine_or_name(namer, args, **_run_engine(run, args)),
                      distance=args.distance, min_theme=args.min_theme, max_themes=args.max_themes)
     settings = {"low_score": low_score, "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
                 "distance": args.distance, "min_theme": args.min_theme, "max_themes": args.max_themes}
@@ -349,6 +355,14 @@ def cmd_filter(args) -> int:
     return 0
 
 
+def _run_engine(run, args) -> dict:
+    """The engine (and server) that scored the run, unless the user names another: new rows are judged alike."""
+    saved = run.provenance.get("scorer_args", {})
+    engine = getattr(args, "engine", None) or run.provenance.get("engine", "transformers")
+    url = getattr(args, "base_url", None) or saved.get("base_url")
+    return {"engine": engine, "base_url": url if engine == "openai" else None}
+
+
 def _scorer_for_run(run, args):
     """The scorer that made the run's scores (from run.json), with any option the user overrides."""
     from .scorer import Scorer
@@ -359,7 +373,7 @@ def _scorer_for_run(run, args):
                     explain="none", threshold=args.threshold or run.provenance.get("threshold", DEFAULT_THRESHOLD),
                     template=args.template if args.template is not None else saved.get("template"),
                     batch_size=args.batch_size, method=run.provenance.get("method", "expected"),
-                    trust_remote_code=args.trust_remote_code)
+                    trust_remote_code=args.trust_remote_code, **_run_engine(run, args))
     if run.provenance.get("model") and scorer.config.model_identity != run.provenance["model"]:
         print(f"warning: the run was scored by {run.provenance['model']}, the new rows by "
               f"{scorer.config.model_identity}: their scores are not comparable", file=sys.stderr)
@@ -403,7 +417,8 @@ def cmd_validate(args) -> int:
     template = Path(args.template_file).read_text(encoding="utf-8") if args.template_file else args.template
     spec = GoalSpec.load(args.spec)
     scorer = Scorer(spec, args.model or "embedded", mode=args.mode or "generate", explain="none",
-                    template=template, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code)
+                    template=template, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
+                    engine=args.engine or "transformers", base_url=args.base_url)
     _warn_if_embedded(scorer.config.model)
     ds = load_data(args.data, split=args.split)
     targets = None if args.targets in (None, ["all"]) else args.targets
@@ -561,6 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--template", help="Jinja row template (default: " + ("the run's)" if default_mode is None
                                                                             else "detect the layout)"))
         p.add_argument("--batch-size", type=int, default=8)
+        p.add_argument("--engine", choices=ENGINES,
+                       help="transformers, llamacpp or openai (default: " + ("the run's)" if default_mode is None
+                                                                              else "transformers)"))
+        p.add_argument("--base-url", help="--engine openai: the server (default: the run's)")
         _add_trust_option(p)
 
     p = sub.add_parser("synthesize", help="generate rows for under-covered subgoals, keep those that re-score well")

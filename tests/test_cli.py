@@ -89,3 +89,31 @@ def test_unreadable_layout_names_columns(tmp_path, tiny_model, spec_file, capsys
 def test_report_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a goalcover run folder" in capsys.readouterr().err
+
+
+def test_commands_on_a_run_judge_with_the_engine_that_scored_it(tmp_path, spec):
+    """synthesize/validate re-score new rows: a run scored by a server must be re-scored by that server, not by a
+    transformers model of the same name."""
+    from fake_openai import ScriptedServer
+
+    from goalcover_hf.cli import _scorer_for_run
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Dose {k}?", "answer": f"Take {k}00 mg."}) + "\n"
+                            for k in range(2)), encoding="utf-8")
+    spec_file = str(spec.save(tmp_path / "goal.yaml"))
+    server = ScriptedServer()
+    try:
+        assert main(["score", "--data", str(data), "--spec", spec_file, "--engine", "openai", "--base-url",
+                     server.base_url, "--mode", "logprobs", "--explain", "none", "--no-cache",
+                     "-o", str(tmp_path / "run")]) == 0
+        run = load_run(tmp_path / "run")
+        args = build_parser().parse_args(["synthesize", str(tmp_path / "run"), "-o", str(tmp_path / "synth")])
+        scorer = _scorer_for_run(run, args)
+        assert scorer.config.engine == "openai"
+        assert dict(scorer.config.engine_options)["base_url"] == server.base_url
+        before = len(server.requests)
+        judged = scorer.judge_texts(["Take 200 mg twice a day."])
+        assert len(server.requests) > before and judged[0][0].score == 3  # the scripted server's argmax digit
+    finally:
+        server.close()
