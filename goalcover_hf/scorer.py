@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from .cache import PairCache, pair_key
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
-from .engines import EngineMisconfigured, engine_options as check_engine_options, resolve_engine_model
+from .engines import Engine, EngineMisconfigured, engine_options as check_engine_options, resolve_engine_model
 from .prompts import load_prompt
 from .spec import GoalSpec, Subgoal
 from .truncation import MARKER, fit_text, sample_budget
@@ -174,7 +174,7 @@ class Scorer:
         explain: str = "low",
         threshold: int = DEFAULT_THRESHOLD,
         template: str | None = None,
-        engine: str = "transformers",
+        engine: "str | Engine" = "transformers",
         max_new_tokens: int = 96,
         batch_size: int = 8,
         cache: str | os.PathLike | bool | None = None,
@@ -195,10 +195,13 @@ class Scorer:
         if not 1 <= int(threshold) <= 5:
             raise ValueError(f"threshold must be within 1..5, got {threshold}")
         parse_method(method)  # "+calx" (references from other domains) is the benchmark's, not a scorer option
+        self._engine = None
+        if not isinstance(engine, str):  # an engine instance (tests, or one already loaded): used as it is
+            self._engine, engine, model = engine, engine.name, engine.identity
         extra = {"trust_remote_code": True if trust_remote_code else None, "max_context_tokens": max_context_tokens}
         options = check_engine_options(engine, {**(engine_options or {}), "base_url": base_url,
                                                 **{k: v for k, v in extra.items() if v is not None}})
-        model, identity = resolve_engine_model(model, engine, options)
+        model, identity = (model, model) if self._engine else resolve_engine_model(model, engine, options)
         self.spec = spec
         self._cache = str(cache) if isinstance(cache, os.PathLike) else cache
         self._pair_cache = None
@@ -241,6 +244,7 @@ class Scorer:
         config = state["config"]
         self.config = ScorerConfig(**{**config, "engine_options": tuple(map(tuple, config.get("engine_options", ())))})
         self._cache = state.get("cache")
+        self._engine = None
         self._pair_cache = None
         self._offsets = {}
         self._budgets = {}
@@ -250,6 +254,8 @@ class Scorer:
     def engine(self):
         from .engines import get_engine
 
+        if self._engine is not None:
+            return self._engine
         return get_engine(self.config.model, self.config.engine, None, self.config.engine_options)
 
     @property
@@ -257,6 +263,8 @@ class Scorer:
         """The engine's token counter (tokenizer and context length; no weights), loaded once per process."""
         from .engines import get_counter
 
+        if self._engine is not None:
+            return self._engine.token_counter()
         return get_counter(self.config.model, self.config.engine, self.config.engine_options)
 
     @property

@@ -29,6 +29,12 @@ class Engine(ABC):
     name: str
     identity: str  # model identity as the engine knows it: recorded in fingerprints and cards
 
+    def token_counter(self):
+        """How many tokens a prompt takes and the context it may fill (default: unknown; nothing is cut)."""
+        from ..truncation import CharCounter
+
+        return CharCounter(None)
+
     @abstractmethod
     def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str]:
         """Schema-constrained generation, one raw string per chat (validated by the caller); ``None`` where one failed."""
