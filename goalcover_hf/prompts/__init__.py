@@ -31,6 +31,17 @@ class Prompt:
         """Names of the ``{# part: NAME #}`` sections, in file order (the order a chat lays them out)."""
         return [chunk.partition(" #}")[0].strip() for chunk in self.text.split("{# part: ")[1:]]
 
+    def chat(self, *parts: str, system: str = "system", **values) -> list[dict]:
+        """The chat this template asks: its ``system`` part, then one user message of ``parts`` (rendered with
+        ``values``) joined by blank lines.
+
+        Example:
+            >>> load_prompt("gaps_v1").chat("user", goal=spec.goal, subgoal=sub)
+            [{'role': 'system', 'content': ...}, {'role': 'user', 'content': ...}]
+        """
+        user = "\n\n".join(self.section(part, **values) for part in parts)
+        return [{"role": "system", "content": self.section(system)}, {"role": "user", "content": user}]
+
     def section(self, part: str, **values) -> str:
         """Render one ``{# part: NAME #}`` section of a multi-part template."""
         chunks = self.text.split("{# part: ")
