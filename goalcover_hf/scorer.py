@@ -199,7 +199,8 @@ class Scorer:
         if not isinstance(engine, str):  # an engine instance (tests, or one already loaded): used as it is
             self._engine, engine, model = engine, engine.name, engine.identity
         extra = {"trust_remote_code": True if trust_remote_code else None, "max_context_tokens": max_context_tokens}
-        options = check_engine_options(engine, {**(engine_options or {}), "base_url": base_url,
+        extra["base_url"] = base_url
+        options = check_engine_options(engine, {**(engine_options or {}),
                                                 **{k: v for k, v in extra.items() if v is not None}})
         model, identity = (model, model) if self._engine else resolve_engine_model(model, engine, options)
         self.spec = spec
@@ -232,6 +233,16 @@ class Scorer:
                 "template": c.template, "engine": c.engine, "max_new_tokens": c.max_new_tokens,
                 "batch_size": c.batch_size, "base_url": options.pop("base_url", None), "engine_options": options,
                 "cache": self._cache, "method": c.method}
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting of this scorer but its spec and cache, JSON-ready: ``Scorer(spec, **settings)`` rebuilds it.
+
+        A run folder keeps them (``run.json`` ``"scorer"``), so later commands judge exactly as ``score`` did.
+        """
+        c = self.config
+        return {"model": c.model, "engine": c.engine, "engine_options": dict(c.engine_options), "mode": c.mode,
+                "explain": c.explain, "threshold": c.threshold, "template": c.template,
+                "max_new_tokens": c.max_new_tokens, "batch_size": c.batch_size, "method": c.method}
 
     # Pickle as config only: the engine is a per-process resource, never part of the fingerprint.
     # The cache location is kept too (it changes where judgements are read, not what they are).
@@ -299,6 +310,7 @@ class Scorer:
             "threshold": c.threshold,
             "decoding": {"max_new_tokens": c.max_new_tokens, "do_sample": False},
             "trust_remote_code": bool(dict(c.engine_options).get("trust_remote_code")),
+            "scorer": self.settings(),
         } | extra
 
     def features(self, base=None):
