@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = {"error": "exit 2", "row": "row error", "warning": "warning, run completes"}
+KINDS = {"error": "exit 2", "failed": "exit 1", "row": "row error", "warning": "warning, run completes"}
 
 
 def main() -> int:

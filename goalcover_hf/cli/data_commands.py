@@ -69,6 +69,13 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_validate)
 
 
+def write_derived(run, out: Path, overwrite: bool, what: str) -> int:
+    """Save a run made from another and say what was written."""
+    run.save(out, overwrite=overwrite)
+    print(f"Wrote {out} ({what}). Next: goalcover report {out}")
+    return 0
+
+
 def cmd_filter(args: argparse.Namespace) -> int:
     """Keep the rows of a run that pass the rule; print the before/after table; write them as a new run."""
     from ..filtering import compare_table, filter as filter_rows
@@ -93,9 +100,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
     if len(result.dataset) == 0:
         print("error: no row passes this rule; nothing written", file=sys.stderr)
         return 1
-    run.derive(result.dataset, filter=result.provenance()).save(out, overwrite=args.overwrite)
-    print(f"Wrote {out} ({len(result.dataset)} rows). Next: goalcover report {out}")
-    return 0
+    return write_derived(run.derive(result.dataset, filter=result.provenance()), out, args.overwrite,
+                         f"{len(result.dataset)} rows")
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -115,9 +121,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     threshold = scorer.config.threshold
     print(compare_table(compute_coverage(run.dataset, run.spec, threshold, args.min_coverage),
                         compute_coverage(result.dataset, run.spec, threshold, args.min_coverage)))
-    run.derive(result.dataset, synthesis=result.provenance()).save(out, overwrite=args.overwrite)
-    print(f"Wrote {out}: {len(run.dataset)} rows + {len(result.synthetic)} synthetic (column goalcover_synthetic)")
-    return 0
+    return write_derived(run.derive(result.dataset, synthesis=result.provenance()), out, args.overwrite,
+                         f"{len(run.dataset)} rows + {len(result.synthetic)} synthetic, column goalcover_synthetic")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

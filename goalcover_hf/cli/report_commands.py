@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import GoalcoverError
 from ..gaps import DEFAULT_DISTANCE, DEFAULT_MAX_THEMES, DEFAULT_MIN_THEME
@@ -68,20 +70,35 @@ def measure(run, args: argparse.Namespace):
     return report, Target(min_fraction=args.min_coverage, min_samples=args.min_samples)
 
 
-def coverage_and_gaps(run, args: argparse.Namespace):
-    """``(report, target, gaps, gaps document)``: themes from RUN/gaps.json when it matches the options, else gaps
-    without themes (and no document)."""
-    from ..gaps import GAPS_FILE, find_gaps, load_gaps
+@dataclass
+class RunCoverage:
+    """A run read for a report: its coverage under the options, the target, and its gaps (with themes, and the gaps
+    document they come from, when RUN/gaps.json matches the options)."""
 
+    run: Any
+    report: Any
+    target: Any
+    gaps: list
+    document: dict | None
+
+
+def read_coverage(args: argparse.Namespace) -> RunCoverage:
+    """Load the run ``args.run`` and measure it; gaps come with themes when RUN/gaps.json matches the options."""
+    from ..gaps import GAPS_FILE, find_gaps, load_gaps
+    from ..results import Run
+
+    run = Run.load(args.run)
     report, target = measure(run, args)
     gaps, why = load_gaps(run.path / GAPS_FILE, run.spec, report, target)
     if gaps is not None:
-        return report, target, gaps, json.loads((run.path / GAPS_FILE).read_text(encoding="utf-8"))
+        document = json.loads((run.path / GAPS_FILE).read_text(encoding="utf-8"))
+        return RunCoverage(run, report, target, gaps, document)
     if (run.path / GAPS_FILE).exists():
         note(f"note: not using {why}; run `goalcover gaps {run.path}` with the same options to refresh it")
     else:
         note(f"note: no themes yet; `goalcover gaps {run.path}` finds and names them")
-    return report, target, find_gaps(run.dataset, run.spec, report, target=target, cluster=False), None
+    gaps = find_gaps(run.dataset, run.spec, report, target=target, cluster=False)
+    return RunCoverage(run, report, target, gaps, None)
 
 
 def _embedded_note(run) -> None:
@@ -94,20 +111,19 @@ def _embedded_note(run) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the coverage table and the gaps of a run (or all of it as JSON)."""
     from ..gaps import gaps_text
-    from ..results import Run
 
-    run = Run.load(args.run)
-    report, target, gaps, _ = coverage_and_gaps(run, args)
+    got = read_coverage(args)
+    run = got.run
     if args.json:
-        print(json.dumps({"coverage": report.to_dict(), "gaps": [g.to_dict() for g in gaps],
+        print(json.dumps({"coverage": got.report.to_dict(), "gaps": [g.to_dict() for g in got.gaps],
                           "provenance": run.provenance}, indent=2, default=str))
         return 0
     judge = run.settings
     print(f"Goal: {run.spec.goal}")
     print(f"Judge: {run.provenance.get('model')} ({judge.get('mode')} mode, method {judge.get('method')})\n")
-    print(report.table())
+    print(got.report.table())
     print()
-    print(gaps_text(gaps, target))
+    print(gaps_text(got.gaps, got.target))
     _embedded_note(run)
     return 0
 
@@ -144,21 +160,19 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 def cmd_card(args: argparse.Namespace) -> int:
     """Write (or update) the coverage section of a local README.md, or of a Hub dataset's card."""
     from ..card import write_card
-    from ..results import Run
 
-    run = Run.load(args.run)
-    report, target, gaps, gap_meta = coverage_and_gaps(run, args)
+    got = read_coverage(args)
+    card = {"target": got.target, "gap_meta": got.document, "template": args.card_template}
     if args.repo_id:
         from ..hub import update_hub_card
 
         if args.readme:
             raise GoalcoverError("--readme and --repo-id do not go together: the Hub card is updated in place")
-        commit = update_hub_card(args.repo_id, report, run.provenance, gaps, revision=args.revision, target=target,
-                                 gap_meta=gap_meta, template=args.card_template)
+        commit = update_hub_card(args.repo_id, got.report, got.run.provenance, got.gaps, revision=args.revision, **card)
         print(f"Updated the card of https://huggingface.co/datasets/{args.repo_id} ({getattr(commit, 'commit_url', '')})")
         return 0
-    readme = Path(args.readme) if args.readme else run.path / "README.md"
-    write_card(readme, report, run.provenance, gaps, template=args.card_template, target=target, gap_meta=gap_meta)
+    readme = Path(args.readme) if args.readme else got.run.path / "README.md"
+    write_card(readme, got.report, got.run.provenance, got.gaps, **card)
     print(f"Updated {readme} (section between the goalcover markers, 'goalcover' YAML key) and its charts")
     return 0
 
@@ -166,12 +180,10 @@ def cmd_card(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     """Push a run's annotated dataset, then its card and charts, to a Hub dataset repo."""
     from ..hub import push_run
-    from ..results import Run
 
-    run = Run.load(args.run)
-    report, target, gaps, gap_meta = coverage_and_gaps(run, args)
-    note(f"Pushing {len(run.dataset)} annotated rows to {args.repo_id}...")
-    result = push_run(run, args.repo_id, report, gaps, private=args.private, revision=args.revision, target=target,
-                      gap_meta=gap_meta, template=args.card_template)
+    got = read_coverage(args)
+    note(f"Pushing {len(got.run.dataset)} annotated rows to {args.repo_id}...")
+    result = push_run(got.run, args.repo_id, got.report, got.gaps, private=args.private, revision=args.revision,
+                      target=got.target, gap_meta=got.document, template=args.card_template)
     print(f"Pushed the dataset and its card: {result['url']}")
     return 0
