@@ -48,14 +48,17 @@ class Env:
 
     @property
     def out(self) -> Path:
+        """The output folder of the case."""
         return self.tmp / "out"
 
     def write_rows(self, name: str, rows: list) -> str:
+        """Write ``rows`` as JSONL file ``name``; returns its path."""
         path = self.tmp / name
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         return str(path)
 
     def write(self, name: str, content: bytes | str) -> str:
+        """Write file ``name``; returns its path."""
         path = self.tmp / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         return str(path)
@@ -78,6 +81,8 @@ class Env:
 
 @dataclass(frozen=True)
 class Case:
+    """One bad input: what it is, how to run it in an :class:`Env`, what the user must be told, and its kind."""
+
     input: str  # what is wrong, as the table's first column says it
     argv: Callable[[Env], list[str]]
     expect: str  # part of the message the user must get
@@ -118,14 +123,17 @@ def message(case: Case, env: Env) -> tuple[int, str, str]:
 
 # ---- inputs ------------------------------------------------------------------------------------------------------
 def spec(text: str):
+    """``score`` with a spec file holding ``text``."""
     return lambda env: env.score(**{"--spec": env.write("bad.yaml", text)})
 
 
 def data(content: bytes | str, name: str = "bad.jsonl"):
+    """``score`` with a data file holding ``content``."""
     return lambda env: env.score(**{"--data": env.write(name, content)})
 
 
 def rows(*bad_rows: dict):
+    """``score`` on a JSONL file of ``bad_rows``."""
     return lambda env: env.score(**{"--data": env.write_rows("bad.jsonl", list(bad_rows))})
 
 
@@ -135,6 +143,7 @@ def bad_row(row: dict, good: dict = GOOD_ROW):
 
 
 def truncated_gguf(env):
+    """``score`` with a .gguf cut after its first 4 KiB."""
     from goalcover_hf.models import embedded_gguf_path
 
     with open(embedded_gguf_path(), "rb") as fh:
@@ -142,6 +151,7 @@ def truncated_gguf(env):
 
 
 def planted_code(env):
+    """``score`` with a model folder that ships its own Python code."""
     from tiny_model import plant_remote_code
 
     folder = plant_remote_code(Path(env.model), env.tmp / "custom_code_model", env.tmp / "planted_code_ran")
@@ -149,6 +159,7 @@ def planted_code(env):
 
 
 def existing_output(env):
+    """``score`` into a folder the user already has a file in."""
     env.out.mkdir()
     (env.out / "mine.txt").write_text("keep me")
     return env.score()
@@ -170,6 +181,7 @@ def long_row(tokens_over: int):
 
 
 def not_a_run(env):
+    """``report`` on a folder that is not a run."""
     folder = env.tmp / "my_folder"
     folder.mkdir()
     (folder / "notes.txt").write_text("not a run")
@@ -177,6 +189,7 @@ def not_a_run(env):
 
 
 def readme(content: str):
+    """``card`` into a README.md holding ``content``."""
     return lambda env: ["card", env.run(), "--readme", env.write("README.md", content)]
 
 

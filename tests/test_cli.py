@@ -358,3 +358,58 @@ def test_an_engine_registered_with_the_registry_shows_in_help(capsys):
         main(["score", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--toy-depth TOY_DEPTH how deep the toy engine looks (engines: toy_registered)" in out
+
+
+# ---- the run folder ----------------------------------------------------------------------------------------------
+def test_run_folder_round_trip_overwrite_and_derive(tmp_path, spec):
+    from datasets import Dataset
+
+    from goalcover_hf.errors import OutputExistsError
+
+    ds = Dataset.from_dict({"text": ["a", "b"], "gc_states_dose_score": [4, 2]})
+    provenance = {"model": "judge", "scorer": {"model": "judge", "engine": "transformers", "engine_options": {},
+                                               "threshold": 3}}
+    path = Run(ds, spec, provenance).save(tmp_path / "run")
+    run = Run.load(path)
+    assert run.dataset["text"] == ["a", "b"] and run.spec == spec and run.provenance == provenance
+    assert run.threshold == 3 and run.path == path
+    with pytest.raises(OutputExistsError, match="pass --overwrite"):
+        run.save(path)
+    kept = run.derive(ds.select([0]), filter={"rule": "x"})
+    assert kept.path is None and kept.provenance["source_run"] == str(path) and kept.provenance["filter"]
+    kept.save(path, overwrite=True)
+    assert Run.load(path).dataset["text"] == ["a"] and not path.with_name("run.partial").exists()
+
+
+def test_run_folder_that_is_not_one(tmp_path):
+    from goalcover_hf.results import ResultsError
+
+    with pytest.raises(ResultsError, match="not a goalcover run folder"):
+        Run.load(tmp_path)
+    for part in ("dataset", "goal.yaml"):
+        (tmp_path / part).mkdir()
+    (tmp_path / "run.json").write_text("{oops")
+    with pytest.raises(ResultsError, match="run.json: not valid JSON"):
+        Run.load(tmp_path)
+
+
+def test_a_run_written_before_the_settings_were_recorded_keeps_its_judge(tmp_path):
+    from fake_run import run_folder
+
+    run = Run.load(run_folder(tmp_path / "run"))  # records model_ref, engine, mode, threshold only
+    assert "scorer" not in run.provenance
+    config = run.scorer().config
+    assert (config.model, config.engine, config.mode, config.threshold) == ("test-judge", "transformers", "generate", 4)
+    run.provenance.pop("model_ref")
+    with pytest.raises(GoalcoverError, match="does not say which model scored the run"):
+        run.scorer()
+    assert run.scorer(model="other-judge").config.model == "other-judge"
+
+
+def test_score_refuses_an_existing_jsonl_before_scoring(tmp_path, data, spec_file, capsys):
+    rows = tmp_path / "rows.out.jsonl"
+    rows.write_text("mine\n")
+    assert main(["score", "--data", str(data), "--spec", str(spec_file), "--model", str(tmp_path / "no-model"),
+                 "-o", str(tmp_path / "run"), "--jsonl", str(rows)]) == 2
+    assert "rows.out.jsonl exists" in capsys.readouterr().err
+    assert rows.read_text() == "mine\n" and not (tmp_path / "run").exists()

@@ -16,15 +16,18 @@ from .report_commands import RUN
 
 def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``filter``, ``synthesize`` and ``validate``."""
-    p = sub.add_parser("filter", parents=parents, help="keep the rows that support chosen subgoals (optionally balanced)")
+    p = sub.add_parser("filter", parents=parents,
+                       help="keep the rows that support chosen subgoals (optionally balanced)")
     p.add_argument("run", help=RUN)
     p.add_argument("--subgoals", nargs="+", metavar="ID", help="subgoal set the rules apply to (default: all)")
     p.add_argument("--require", choices=("any", "all", "none"), default="any",
                    help="keep rows supporting any (default) / all of the set; none: no support rule")
     p.add_argument("--min", nargs="+", metavar="ID=SCORE", help="per-subgoal support levels, e.g. states_dose=5")
     p.add_argument("--min-mean", type=float, help="keep rows whose mean score over the set is at least this")
-    p.add_argument("--min-score", type=SCORE, help="keep rows whose lowest score over the set is at least this")
-    p.add_argument("--cap", type=COUNT, help="balance: drop a row once every subgoal it supports has CAP kept rows")
+    p.add_argument("--min-score", type=SCORE, metavar="SCORE",
+                   help="keep rows whose lowest score over the set is at least this")
+    p.add_argument("--cap", type=COUNT, metavar="N",
+                   help="balance: drop a row once every subgoal it supports has N kept rows")
     p.add_argument("--dry-run", action="store_true", help="print the before/after coverage table, write nothing")
     add_report_options(p, samples=False)
     add_output_options(p, "run folder to write with the kept rows", required=False)
@@ -34,12 +37,12 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
                        help="generate rows for under-covered subgoals, keep those that re-score well")
     p.add_argument("run", help=RUN)
     p.add_argument("--subgoals", nargs="+", metavar="ID", help="subgoals to write rows for (default: the gaps)")
-    p.add_argument("--per-subgoal", type=COUNT, default=4, help="rows to generate per subgoal (default 4)")
-    p.add_argument("--style-examples", type=ZERO_OR_MORE, default=3,
+    p.add_argument("--per-subgoal", type=COUNT, metavar="N", default=4, help="rows to generate per subgoal (default 4)")
+    p.add_argument("--style-examples", type=ZERO_OR_MORE, metavar="N", default=3,
                    help="real rows shown to the writer as style examples (default 3)")
     p.add_argument("--dedup", type=float, default=0.9,
                    help="cosine similarity at which a new row is a near-duplicate (default 0.9; 0: no check)")
-    p.add_argument("--max-chars", type=COUNT, default=600,
+    p.add_argument("--max-chars", type=COUNT, metavar="N", default=600,
                    help="longest text per field a new row may have (default 600; shorter compiles and runs faster)")
     p.add_argument("--seed", type=int, default=0)
     add_report_options(p, samples=False, threshold="the run's; a new row needs it on its target")
@@ -57,10 +60,10 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--operator", nargs="+", metavar="ID=OP",
                    help="corruption per subgoal, e.g. documents_behavior=strip_docstrings:prompt (default: the "
                    "spec's meta.corruption, else llm_rewrite)")
-    p.add_argument("--per-target", type=bounded(int, 2), default=20,
+    p.add_argument("--per-target", type=bounded(int, 2), metavar="N", default=20,
                    help="rows corrupted per target (default 20; at least 2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bootstrap", type=ZERO_OR_MORE, default=1000,
+    p.add_argument("--bootstrap", type=ZERO_OR_MORE, metavar="N", default=1000,
                    help="bootstrap resamples for the CIs (default 1000)")
     p.add_argument("--domain", help="name shown in the table (default: the data file's name)")
     p.add_argument("--split", default="train", help="split of --data (default train)")
@@ -154,7 +157,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ds = load_data(data, split=args.split)
     targets = None if args.targets in (None, ["all"]) else args.targets
     result = validate(ds, spec, scorer, targets=targets, operators=pairs(args.operator, "--operator"),
-                      n=args.per_target, seed=args.seed, bootstrap=args.bootstrap, domain=args.domain or Path(data).stem)
+                      n=args.per_target, seed=args.seed, bootstrap=args.bootstrap,
+                      domain=args.domain or Path(data).stem)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(reports[0], json.dumps(result.to_dict(), indent=2, default=str))
     atomic_write_text(reports[1], result.to_markdown())

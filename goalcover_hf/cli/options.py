@@ -28,6 +28,7 @@ def bounded(cast: Callable[[str], Any], low: float | None = None, high: float | 
     """
 
     def parse(text: str):
+        """``cast(text)``, or the error argparse prints."""
         try:
             value = cast(text)
         except ValueError:
@@ -114,14 +115,14 @@ def add_report_options(parser: argparse.ArgumentParser, samples: bool = True, co
     """``--threshold`` (its default stated as ``threshold``), ``--min-coverage`` (with ``coverage``) and
     ``--min-samples`` (with ``samples``): what counts as support, and as covered."""
     group = parser.add_argument_group("coverage target" if coverage else "support")
-    group.add_argument("--threshold", type=SCORE,
+    group.add_argument("--threshold", type=SCORE, metavar="SCORE",
                        help=f"score at which a sample supports a subgoal (default: {threshold})")
     if coverage:
-        group.add_argument("--min-coverage", type=FRACTION, default=DEFAULT_MIN_COVERAGE,
+        group.add_argument("--min-coverage", type=FRACTION, metavar="FRACTION", default=DEFAULT_MIN_COVERAGE,
                            help=f"a subgoal is a gap when less than this fraction of samples support it "
                            f"(default {DEFAULT_MIN_COVERAGE})")
     if samples:
-        group.add_argument("--min-samples", type=ZERO_OR_MORE, default=0,
+        group.add_argument("--min-samples", type=ZERO_OR_MORE, metavar="N", default=0,
                            help="a subgoal is also a gap when fewer than this many samples support it (default 0)")
 
 
@@ -147,7 +148,7 @@ def add_judge_options(parser: argparse.ArgumentParser, from_run: bool, model_loa
                        "verdict_first, subgoal_first; suffix +cal to calibrate on content-free samples "
                        f"(default: {default('expected')})")
     add_template_options(group, f"(default: {default('detect the layout')})")
-    group.add_argument("--batch-size", type=COUNT, help=f"rows per batch (default: {default(8)})")
+    group.add_argument("--batch-size", type=COUNT, metavar="N", help=f"rows per batch (default: {default(8)})")
     return group
 
 

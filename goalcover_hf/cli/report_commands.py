@@ -28,14 +28,16 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
                        "RUN/gaps.json")
     p.add_argument("run", help=RUN)
     add_report_options(p)
-    p.add_argument("--low-score", type=SCORE, help="analyse pairs scoring at or below this (default: threshold - 1)")
+    p.add_argument("--low-score", type=SCORE, metavar="SCORE",
+                   help="analyse pairs scoring at or below this (default: threshold - 1)")
     p.add_argument("--no-name", action="store_true",
                    help="do not name themes; title them by their most central explanation")
     p.add_argument("--distance", type=float, default=DEFAULT_DISTANCE,
-                   help=f"cosine distance at which clusters stop merging (default {DEFAULT_DISTANCE}; lower: more themes)")
-    p.add_argument("--min-theme", type=COUNT, default=DEFAULT_MIN_THEME,
+                   help=f"cosine distance at which clusters stop merging (default {DEFAULT_DISTANCE}; lower: more "
+                   "themes)")
+    p.add_argument("--min-theme", type=COUNT, metavar="N", default=DEFAULT_MIN_THEME,
                    help=f"rows a theme needs (default {DEFAULT_MIN_THEME})")
-    p.add_argument("--max-themes", type=COUNT, default=DEFAULT_MAX_THEMES,
+    p.add_argument("--max-themes", type=COUNT, metavar="N", default=DEFAULT_MAX_THEMES,
                    help=f"themes kept per subgoal (default {DEFAULT_MAX_THEMES})")
     p.add_argument("-o", "--output", help="gaps file to write (default RUN/gaps.json; a gaps file there is replaced)")
     p.add_argument("--json", action="store_true", help="print the gaps document instead of the report")
@@ -144,7 +146,8 @@ def cmd_gaps(args: argparse.Namespace) -> int:
     low_score = report.threshold - 1 if args.low_score is None else args.low_score
     gaps = find_gaps(run.dataset, run.spec, report, target=target, low_score=low_score, namer=namer,
                      distance=args.distance, min_theme=args.min_theme, max_themes=args.max_themes)
-    settings = {"low_score": low_score, "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
+    settings = {"low_score": low_score,
+                "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
                 "distance": args.distance, "min_theme": args.min_theme, "max_themes": args.max_themes}
     document = gaps_document(gaps, run.spec, report, run.provenance, settings)
     out = save_gaps(Path(args.output) if args.output else run.path / GAPS_FILE, document)
@@ -169,7 +172,8 @@ def cmd_card(args: argparse.Namespace) -> int:
         if args.readme:
             raise GoalcoverError("--readme and --repo-id do not go together: the Hub card is updated in place")
         commit = update_hub_card(args.repo_id, got.report, got.run.provenance, got.gaps, revision=args.revision, **card)
-        print(f"Updated the card of https://huggingface.co/datasets/{args.repo_id} ({getattr(commit, 'commit_url', '')})")
+        url = f"https://huggingface.co/datasets/{args.repo_id}"
+        print(f"Updated the card of {url} ({getattr(commit, 'commit_url', '')})")
         return 0
     readme = Path(args.readme) if args.readme else got.run.path / "README.md"
     write_card(readme, got.report, got.run.provenance, got.gaps, **card)

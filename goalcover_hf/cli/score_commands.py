@@ -25,12 +25,13 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--data", required=True, help="a .jsonl/.json/.csv/.parquet file, a folder, or a Hub dataset id")
     p.add_argument("--spec", required=True, help="the goal spec YAML")
     p.add_argument("--split", default="train", help="split of --data (default train)")
-    p.add_argument("--limit", type=COUNT, help="score only the first N rows")
+    p.add_argument("--limit", type=COUNT, metavar="N", help="score only the first N rows")
     judging = add_judge_options(p, from_run=False)
     judging.add_argument("--explain", choices=EXPLAIN,
                          help="logprobs mode: which pairs get explanations (default: low, what gap analysis reads)")
     add_report_options(p, samples=False, coverage=False, threshold=str(DEFAULT_THRESHOLD))
-    p.add_argument("--num-proc", type=COUNT, help="worker processes for datasets.map (each opens its own engine)")
+    p.add_argument("--num-proc", type=COUNT, metavar="N",
+                   help="worker processes for datasets.map (each opens its own engine)")
     p.add_argument("--cache", help="pair cache SQLite file (default: the goalcover cache folder's pairs.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the pair cache")
     add_output_options(p, "run folder to write")

@@ -24,11 +24,13 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
                    help="start from an existing spec or proposal YAML instead of asking the model (and save to it)")
     p.add_argument("-o", "--output", help="spec file to write (default: the --from file, else goal.yaml)")
     p.add_argument("--overwrite", action="store_true", help="replace the spec file without asking")
-    p.add_argument("--min-subgoals", type=COUNT, default=3, help="fewest subgoals to propose (default 3)")
-    p.add_argument("--max-subgoals", type=bounded(int, 1, 12), default=8, help="most subgoals to propose (default 8, at most 12)")
+    p.add_argument("--min-subgoals", type=COUNT, metavar="N", default=3, help="fewest subgoals to propose (default 3)")
+    p.add_argument("--max-subgoals", type=bounded(int, 1, 12), metavar="N", default=8,
+                   help="most subgoals to propose (default 8, at most 12)")
     p.add_argument("--examples", metavar="DATA", help="show the model rows of this data (file, folder or Hub id) "
                    "so proposals use its vocabulary; rows are never taken as correct answers")
-    p.add_argument("--rows-shown", type=COUNT, default=20, help="how many rows of --examples it shows (default 20)")
+    p.add_argument("--rows-shown", type=COUNT, metavar="N", default=20,
+                   help="how many rows of --examples it shows (default 20)")
     add_template_options(p, "(default: detect the layout)", rows="an --examples row")
     p.add_argument("--split", default="train", help="split of --examples (default train)")
     p.add_argument("--with-example", action="store_true", help="also ask for a sample that would score 5, per subgoal")
