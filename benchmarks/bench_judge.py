@@ -46,7 +46,6 @@ from judge_pairs import Pair, build_pairs, lacking, limit_pairs, summary, to_sub
 
 from goalcover_hf import judging  # noqa: E402
 from goalcover_hf.columns import Judgement  # noqa: E402
-from goalcover_hf.engines import Engine  # noqa: E402
 from goalcover_hf.prompts import load_prompt  # noqa: E402
 from goalcover_hf.spec import GoalSpec, Subgoal  # noqa: E402
 
@@ -123,9 +122,10 @@ def _r(x: float | None, nd: int = 3):
 
 
 # ---- the digits' raw probability share --------------------------------------------------------------------------
-class ShareRecorder(Engine):
+class ShareRecorder:
     """An engine wrapper that records, for every chat it is asked choice probabilities of, the probabilities the
-    model put on the choices before they were renormalized over the choices.
+    model put on the choices before they were renormalized over the choices. Everything else is the wrapped
+    engine's (it is no :class:`~goalcover_hf.engines.Engine` subclass, so methods that class may gain pass through).
 
     Their sum (the digits' raw share) tells a judge that answers "1".."5" from one that wanted to say something else
     ("The", "Yes") and had its few leftover percent renormalized into a confident-looking score. It needs the engine
@@ -133,11 +133,15 @@ class ShareRecorder(Engine):
     every share is recorded as None.
     """
 
-    def __init__(self, inner: Engine, counter=None):
+    def __init__(self, inner, counter=None):
         self.inner, self.name, self.identity = inner, inner.name, inner.identity
         self.counter = counter  # the scorer's own counter: samples are cut to fit exactly as without the wrapper
-        self.raw = "renormalize" in inspect.signature(inner.choice_probs_shared).parameters
+        self.raw = all("renormalize" in inspect.signature(f).parameters
+                       for f in (inner.choice_probs, inner.choice_probs_shared))
         self.records: list[tuple[tuple[str, ...], list[dict], list[float] | None]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
     def token_counter(self):
         return self.counter if self.counter is not None else self.inner.token_counter()
@@ -149,20 +153,27 @@ class ShareRecorder(Engine):
         return self.inner.generate_json_shared(groups, schema, max_new_tokens)
 
     def choice_probs(self, chats, choices):
-        return [row for group in self.choice_probs_shared([[c] for c in chats], choices) for row in group]
+        if not self.raw:
+            return self._keep(chats, choices, None, self.inner.choice_probs(chats, choices))
+        return self._keep(chats, choices, self.inner.choice_probs(chats, choices, renormalize=False))
 
     def choice_probs_shared(self, groups, choices):
         if not self.raw:
-            self.records += [(tuple(choices), chat, None) for g in groups for chat in g]
-            return self.inner.choice_probs_shared(groups, choices)
+            probs = self.inner.choice_probs_shared(groups, choices)
+            return [self._keep(g, choices, None, p) for g, p in zip(groups, probs)]
+        raws = self.inner.choice_probs_shared(groups, choices, renormalize=False)
+        return [self._keep(g, choices, r) for g, r in zip(groups, raws)]
+
+    def _keep(self, chats, choices, raws, probs=None) -> list:
+        """Record each chat's raw probabilities (None: not had) and return the renormalized ones."""
+        if raws is None:
+            self.records += [(tuple(choices), chat, None) for chat in chats]
+            return probs
         out = []
-        for g, raws in zip(groups, self.inner.choice_probs_shared(groups, choices, renormalize=False)):
-            row = []
-            for chat, raw in zip(g, raws):
-                self.records.append((tuple(choices), chat, None if raw is None else [float(x) for x in raw]))
-                total = sum(raw) if raw is not None else 0.0
-                row.append([x / total for x in raw] if total > 0 else None)  # no mass on any choice: no score
-            out.append(row)
+        for chat, raw in zip(chats, raws):
+            self.records.append((tuple(choices), chat, None if raw is None else [float(x) for x in raw]))
+            total = sum(raw) if raw is not None else 0.0
+            out.append([x / total for x in raw] if total > 0 else None)  # no mass on any choice: no score
         return out
 
     def take(self) -> list:

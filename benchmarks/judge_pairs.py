@@ -326,7 +326,8 @@ def might_have_type_hints(code: str) -> bool:
         tree = ast.parse(code)
     except SyntaxError:
         return "->" in code or "typing" in code
-    return has_type_hints(code) or any(isinstance(n, ast.AnnAssign) for n in ast.walk(tree)) or bool(_typing_imports(tree))
+    annotated = any(isinstance(n, ast.AnnAssign) for n in ast.walk(tree))
+    return has_type_hints(code) or annotated or bool(_typing_imports(tree))
 
 
 def has_doctest(code: str) -> bool:
@@ -644,10 +645,28 @@ def labels(sample: Sample, entries: list[dict]) -> dict[str, int | None]:
     return {e["id"]: CHECKS[e["check"]].label(sample.output, text) for e in entries}
 
 
+def _match_lengths(sid: str, chosen: list[Sample], pool: list[Sample], known: dict) -> set[str]:
+    """Brevity subgoals: pair each chosen negative with the positive nearest to it in length (added to ``chosen``
+    if need be); the ids of both are the natural samples this subgoal is judged on. Otherwise the natural positives
+    (one sentence, three lines) would be the shorter, poorer texts, and a judge could score how much a text says."""
+    free = [s for s in pool if known[s.id][sid] == 1]
+    keep = set()
+    for n in [s for s in chosen if known[s.id][sid] == 0]:
+        if not free:
+            break
+        best = min(free, key=lambda s: abs(len(s.output) - len(n.output)))
+        free.remove(best)
+        keep |= {n.id, best.id}
+        if best not in chosen:
+            chosen.append(best)
+    return keep
+
+
 def build_pairs(seed: int = 0, per_label: int = 5, corruptions: int = 5) -> tuple[list[Pair], list[dict]]:
     """Pairs for every domain: for each subgoal up to ``per_label`` samples with and without the property (natural),
     every chosen sample paired with each subgoal of its domain that labels it, plus up to ``corruptions`` controlled
-    variants per subgoal (each paired likewise). Returns (pairs, subgoal entries)."""
+    variants per subgoal (each paired likewise). A ``match_length`` subgoal is judged only on its negatives, their
+    length-matched positives, and the variants of those. Returns (pairs, subgoal entries)."""
     entries = load_subgoals()
     rng = random.Random(seed)
     pairs: list[Pair] = []
@@ -666,6 +685,7 @@ def build_pairs(seed: int = 0, per_label: int = 5, corruptions: int = 5) -> tupl
                     if s not in chosen and known[s.id][e["id"]] == want:
                         chosen.append(s)
                         have += 1
+        matched = {e["id"]: _match_lengths(e["id"], chosen, pool, known) for e in subs if e.get("match_length")}
         variants: list[Sample] = []
         for e in subs:
             if not e["corrupt"]:
@@ -688,6 +708,8 @@ def build_pairs(seed: int = 0, per_label: int = 5, corruptions: int = 5) -> tupl
                         break
         for s in chosen + variants:
             for e, label in zip(subs, labels(s, subs).values()):
+                if e["id"] in matched and (s.corrupted_from or s.id) not in matched[e["id"]]:
+                    continue  # a brevity subgoal, and a sample (or a variant of one) outside its matched set
                 if label is not None:
                     meta = {"adds": True} if s.adds else {}
                     pairs.append(Pair(s.id, domain, e["id"], label, s.text, s.corrupted_from or s.id, s.target, meta))
@@ -711,7 +733,8 @@ def limit_pairs(pairs: list[Pair], limit: int | None) -> list[Pair]:
 
     Stratified: groups are first chosen so that every subgoal keeps a positive and a negative (greedily: the group
     covering the rarest of the labels still missing, then the smaller); the rest is filled round-robin over domains,
-    groups with variants first. Where the limit is too small for that, :func:`lacking` says which subgoal lacks which label.
+    groups with variants first. Where the limit is too small for that, :func:`lacking` says which subgoal lacks
+    which label.
     """
     if not limit or limit >= len(pairs):
         return pairs

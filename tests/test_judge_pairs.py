@@ -317,6 +317,7 @@ class RawEngine:
         self.share = share
         if not takes_renormalize:
             self.choice_probs_shared = self._plain
+            self.choice_probs = lambda chats, choices: [r for [r] in self._plain([[c] for c in chats], choices)]
 
     def token_counter(self):
         from goalcover_hf.truncation import CharCounter
@@ -328,6 +329,9 @@ class RawEngine:
             return [0.3, 0.1]
         share = self.share / 2 if {"role": "assistant", "content": "No"} in chat else self.share
         return [share * w for w in (0.0, 0.0, 0.25, 0.25, 0.5)]
+
+    def choice_probs(self, chats, choices, renormalize=True):
+        return [r for [r] in self.choice_probs_shared([[c] for c in chats], choices, renormalize)]
 
     def choice_probs_shared(self, groups, choices, renormalize=True):
         raws = [[self._raw(chat, choices) for chat in g] for g in groups]
@@ -368,6 +372,17 @@ def test_without_the_engine_option_shares_are_none_and_judging_is_unchanged():
     assert judged[0][0].expected == pytest.approx(3 * 0.25 + 4 * 0.25 + 5 * 0.5)
 
 
+def test_recorder_plain_choice_probs_record_too():
+    import bench_judge as bj
+
+    recorder = bj.ShareRecorder(RawEngine(share=0.5))
+    [probs] = recorder.choice_probs([[{"role": "user", "content": "x"}]], ["1", "2", "3", "4", "5"])
+    assert probs == pytest.approx([0, 0, 0.25, 0.25, 0.5]) and sum(recorder.take()[0][2]) == pytest.approx(0.5)
+    plain = bj.ShareRecorder(RawEngine(takes_renormalize=False))
+    assert plain.choice_probs([[{"role": "user", "content": "x"}]], ["1", "2", "3", "4", "5"])[0][4] == 0.5
+    assert plain.take()[0][2] is None
+
+
 def test_chunk_shares_refuses_records_that_do_not_match():
     import bench_judge as bj
 
@@ -406,3 +421,16 @@ def test_bench_main_reports_subgoals_and_shares_with_a_fake_engine(monkeypatch, 
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == line["pairs"] and {r["digit_share"] for r in rows} == {0.6}
     assert set(rows[0]["values"]) == {"expected", "verdict_first"}
+
+
+@needs_data
+def test_brevity_subgoals_judge_length_matched_natural_samples():
+    from statistics import median
+
+    pairs, _ = jp.build_pairs(seed=0)
+    for sid in ("legal_one_sentence", "fin_brief"):
+        natural = {lab: [len(p.text.rsplit(":\n", 1)[-1]) for p in pairs
+                         if p.subgoal_id == sid and p.label == lab and not p.target] for lab in (0, 1)}
+        assert len(natural[1]) == len(natural[0]) > 0
+        # without matching, the one-sentence / three-line positives were half as long as the negatives, or less
+        assert median(natural[1]) >= 0.6 * median(natural[0]), sid
