@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from .scorer import DEFAULT_THRESHOLD, TRUNCATED_COLUMN, score_columns
+from .columns import DEFAULT_THRESHOLD, TRUNCATED_COLUMN, score_columns
 from .spec import GoalSpec
 
 DEFAULT_MIN_COVERAGE = 0.2  # a subgoal is a gap when fewer than this fraction of scored samples support it

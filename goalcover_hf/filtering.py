@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, compute_coverage
-from .scorer import DEFAULT_THRESHOLD, score_columns
+from .columns import DEFAULT_THRESHOLD, score_columns
 from .spec import GoalSpec
 
 REQUIRE = ("any", "all")

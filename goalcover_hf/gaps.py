@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, iter_low
 from .logging import get_logger
-from .scorer import score_columns
+from .columns import score_columns
 from .spec import GoalSpec
 
 logger = get_logger(__name__)

@@ -23,7 +23,7 @@ from .coverage import DEFAULT_MIN_COVERAGE, compute_coverage
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
 from .rowschema import DEFAULT_MAX_CHARS, parse_row, row_json, row_schema, text_fields
-from .scorer import score_columns
+from .columns import score_columns
 from .spec import GoalSpec
 
 logger = get_logger(__name__)

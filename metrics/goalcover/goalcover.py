@@ -4,7 +4,7 @@ import datasets
 import evaluate
 
 from goalcover_hf.coverage import DEFAULT_MIN_COVERAGE, coverage_from_scores
-from goalcover_hf.scorer import DEFAULT_THRESHOLD
+from goalcover_hf.columns import DEFAULT_THRESHOLD
 
 _DESCRIPTION = """
 Per-subgoal coverage of a fine-tuning dataset: for each subgoal, how many samples score at or above the threshold
@@ -12,12 +12,12 @@ Per-subgoal coverage of a fine-tuning dataset: for each subgoal, how many sample
 whether the subgoal is a gap (coverage below `min_coverage`).
 """
 
-_KWARGS_DESCRIPTION = """
+_KWARGS_DESCRIPTION = f"""
 Args:
     predictions: one list per sample with its scores (1..5) in subgoal order; 0 marks a pair without a score.
     subgoal_ids: the subgoal ids, in the same order as each prediction list.
-    threshold: score at which a sample supports a subgoal (default 4).
-    min_coverage: coverage under which a subgoal is a gap (default 0.2).
+    threshold: score at which a sample supports a subgoal (default {DEFAULT_THRESHOLD}).
+    min_coverage: coverage under which a subgoal is a gap (default {DEFAULT_MIN_COVERAGE}).
 Returns:
     mean_coverage, gaps (ids), rows, and per subgoal `coverage/<id>`, `support/<id>`, `mean/<id>`, `errors/<id>`.
 Example:
