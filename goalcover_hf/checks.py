@@ -174,17 +174,12 @@ class CoverageReview(BaseModel):
     covered: Literal["yes", "no"]
 
 
-def _chat(system: str, user: str) -> list[dict]:
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
 def model_subgoal_findings(goal: str, subgoals: Sequence[Subgoal], engine, max_new_tokens: int = 120) -> list[Finding]:
     """Ask the model, in one batch, whether each subgoal is atomic and judgeable from one sample."""
     if not subgoals:
         return []
     prompt = load_prompt("checks_v1")
-    chats = [_chat(prompt.section("system"), prompt.section("subgoal", goal=goal, name=s.name,
-                                                           description=s.description)) for s in subgoals]
+    chats = [prompt.chat("subgoal", goal=goal, name=s.name, description=s.description) for s in subgoals]
     raws = engine.generate_json(chats, SubgoalReview, max_new_tokens)
     found = []
     for sub, raw in zip(subgoals, raws):
@@ -204,8 +199,7 @@ def model_subgoal_findings(goal: str, subgoals: Sequence[Subgoal], engine, max_n
 
 def model_coverage_finding(spec: GoalSpec, engine, max_new_tokens: int = 80) -> list[Finding]:
     """Ask the model which part of the goal no subgoal covers; a suggestion, shown as such."""
-    prompt = load_prompt("checks_v1")
-    chat = _chat(prompt.section("system"), prompt.section("coverage", goal=spec.goal, subgoals=spec.subgoals))
+    chat = load_prompt("checks_v1").chat("coverage", goal=spec.goal, subgoals=spec.subgoals)
     raw = engine.generate_json([chat], CoverageReview, max_new_tokens)[0]
     try:
         review = CoverageReview.model_validate_json(raw)

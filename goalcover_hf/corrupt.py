@@ -323,13 +323,9 @@ def corrupt_rows(rows: Sequence[Mapping[str, Any]], operator: Operator, *, goal:
     schema = row_schema(fields)
     prompt = load_prompt("corrupt_v1")
     engine = get_engine(model) if isinstance(model, str) else model  # an Engine keeps its options (remote code)
-    chats = [
-        [{"role": "system", "content": prompt.section("system")},
-         {"role": "user", "content": prompt.section(
-             "user", goal=goal, name=subgoal.name, description=subgoal.description, high=subgoal.high,
-             row=json.dumps(row_json(r, fields), ensure_ascii=False, indent=1))}]
-        for r in rows
-    ]
+    chats = [prompt.chat("user", goal=goal, name=subgoal.name, description=subgoal.description, high=subgoal.high,
+                         row=json.dumps(row_json(r, fields), ensure_ascii=False, indent=1))
+             for r in rows]
     out: list[dict[str, Any] | None] = []
     for start in range(0, len(chats), batch_size):
         raws = engine.generate_json(chats[start: start + batch_size], schema, max_new_tokens)

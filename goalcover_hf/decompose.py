@@ -159,11 +159,8 @@ class Proposer:
             ) from None
 
     def _chat(self, part: str, **values) -> list[dict]:
-        prompt = load_prompt("decompose_v1")
         examples = [e[:EXAMPLE_CHARS] for e in self.examples]
-        return [{"role": "system", "content": prompt.section("system")},
-                {"role": "user", "content": prompt.section(part, examples=examples, with_example=self.with_example,
-                                                           **values)}]
+        return load_prompt("decompose_v1").chat(part, examples=examples, with_example=self.with_example, **values)
 
     def propose(self, goal: str, hint: str = "") -> GoalSpec:
         """A fresh proposal for ``goal`` (``hint``: what the person wants different)."""

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, iter_low
 from .embeddings import EMBEDDING_NAME, embed
 from .logging import get_logger
+from .prompts import load_prompt
 from .columns import score_columns
 from .spec import GoalSpec
 
@@ -178,12 +179,18 @@ def naming_schema(subgoal_ids: tuple[str, ...]) -> type[BaseModel]:
 
 
 def naming_chat(spec: GoalSpec, subgoal_id: str, quotes: Sequence[str]) -> list[dict]:
-    from .prompts import load_prompt
+    """The chat that asks a model to name one theme of ``subgoal_id`` from its quoted explanations.
 
-    prompt = load_prompt("gaps_v1")
-    user = prompt.section("user", goal=spec.goal, subgoals=spec.subgoals, subgoal=spec.subgoal(subgoal_id),
-                          quotes=quotes)
-    return [{"role": "system", "content": prompt.section("system")}, {"role": "user", "content": user}]
+    Args:
+        spec (:class:`GoalSpec`): the goal and every subgoal, shown as context.
+        subgoal_id (``str``): the subgoal whose low scores the quotes explain.
+        quotes (``Sequence[str]``): the theme's most central explanations.
+
+    Returns:
+        ``list[dict]``: a system and a user message.
+    """
+    return load_prompt("gaps_v1").chat("user", goal=spec.goal, subgoals=spec.subgoals,
+                                       subgoal=spec.subgoal(subgoal_id), quotes=quotes)
 
 
 def name_themes(engine, spec: GoalSpec, requests: Sequence[tuple[str, Sequence[str]]],

@@ -148,12 +148,8 @@ def synthesize(
         for k in range(n):
             picks = rng.sample(range(len(real)), min(examples, len(real)))
             shown = [json.dumps(row_json(real[i], fields, max_chars // 2), ensure_ascii=False) for i in picks]
-            chats.append([
-                {"role": "system", "content": prompt.section("system")},
-                {"role": "user", "content": prompt.section(
-                    "user", goal=spec.goal, name=target.name, description=target.description, high=target.high,
-                    low=target.low, examples=shown, k=k + 1)},
-            ])
+            chats.append(prompt.chat("user", goal=spec.goal, name=target.name, description=target.description,
+                                     high=target.high, low=target.low, examples=shown, k=k + 1))
         raws = []
         for start in range(0, n, scorer.config.batch_size):
             raws += engine.generate_json(chats[start: start + scorer.config.batch_size], schema, max_new_tokens)
