@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from .coverage import CoverageReport
+from .files import atomic_path
 from .gaps import Gap, Target
 from .models import EMBEDDED_WARNING
 
@@ -183,9 +184,8 @@ def write_card(readme: str | Path, report: CoverageReport, provenance: dict[str,
     readme.parent.mkdir(parents=True, exist_ok=True)
     merged, _ = build_card(text, report, provenance, gaps, readme.parent, target=target, gap_meta=gap_meta,
                            repo_id=repo_id, template=template, source=str(readme))
-    tmp = readme.with_name(readme.name + ".goalcover.tmp")
-    tmp.write_bytes(merged.encode("utf-8"))
-    tmp.replace(readme)
+    with atomic_path(readme) as tmp:
+        tmp.write_bytes(merged.encode("utf-8"))  # bytes: no newline translation
     return readme
 
 

@@ -36,6 +36,8 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, iter_low
 from .embeddings import EMBEDDING_NAME, embed
+from .errors import OutputExistsError
+from .files import atomic_write_text
 from .logging import get_logger
 from .prompts import load_prompt
 from .columns import score_columns
@@ -364,12 +366,9 @@ def save_gaps(path: str | Path, document: dict[str, Any]) -> Path:
         except (ValueError, UnicodeDecodeError):
             old = None
         if not isinstance(old, dict) or old.get("schema") != GAPS_SCHEMA:
-            raise FileExistsError(f"{path} exists and is not a goalcover gaps file; choose another -o")
+            raise OutputExistsError(f"{path} exists and is not a goalcover gaps file; choose another -o")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def load_gaps(path: str | Path, spec: GoalSpec, report: CoverageReport, target: Target | None = None

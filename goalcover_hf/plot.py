@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .coverage import CoverageReport
+from .files import atomic_path
 
 
 def _pyplot():
@@ -15,6 +16,17 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, path: Path) -> Path:
+    try:
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:  # a chart is never left half-written under its final name
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    finally:
+        _pyplot().close(fig)
+    return path
 
 
 def _label(name: str, limit: int = 32) -> str:
@@ -50,11 +62,7 @@ def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[st
     ax.set_xlabel(f"% of samples scoring >= {report.threshold} (label: supporting / scored)")
     ax.set_title("Capability coverage per subgoal (red: gap)")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def score_heatmap(report: CoverageReport, path: str | Path) -> Path:
@@ -76,8 +84,4 @@ def score_heatmap(report: CoverageReport, path: str | Path) -> Path:
     ax.set_xlabel(f"score (red line: support threshold {report.threshold})")
     ax.set_title("Score distribution per subgoal")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of scored samples")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

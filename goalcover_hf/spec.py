@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .files import atomic_write_text, refuse_overwrite
+
 SPEC_VERSION = 1
 SUBGOAL_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Each subgoal adds four columns and one judge call per row; past this a spec is a list of tasks, not one goal.
@@ -147,11 +149,6 @@ class GoalSpec(BaseModel):
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the spec; refuses to replace an existing file unless ``overwrite``."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_yaml(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        refuse_overwrite(path, overwrite, "overwrite=True (CLI: --force)")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write_text(path, self.to_yaml())
