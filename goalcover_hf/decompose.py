@@ -1,13 +1,12 @@
 """Decomposition: ask the model for atomic subgoals of a goal (Outlines schema), check them, return a GoalSpec.
 
-The pure pieces (:func:`to_spec`, :class:`Proposer`, :func:`load_examples`) are what the interactive session in
-:mod:`goalcover_hf.interactive` calls; :func:`decompose` is the one-call Python API.
+:class:`Proposer` asks the model; :func:`decompose` is the one-call Python API, which opens the terminal session of
+:mod:`goalcover_hf.interactive` when asked. The session is handed a proposer and never imports this module.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,9 +14,11 @@ from typing import Sequence
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .checks import DEFAULT_OVERLAP, Checker, with_findings
+from .interactive import Session
 from .logging import get_logger
 from .prompts import load_prompt
-from .spec import GoalSpec, Subgoal
+from .spec import GoalSpec, to_spec
 
 logger = get_logger(__name__)
 
@@ -50,33 +51,6 @@ def proposal_schema(min_n: int, max_n: int, with_example: bool = False) -> type[
         subgoals: list[item] = Field(min_length=min_n, max_length=max_n)
 
     return Proposal
-
-
-def slug(text: str) -> str:
-    """A valid subgoal id from any text: ``slug("Cites the dose!") == "cites_the_dose"``."""
-    value = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-    value = value if value[:1].isalpha() else f"s_{value}"
-    return value[:48].rstrip("_") or "subgoal"
-
-
-def to_spec(goal: str, proposed: Sequence[dict], meta: dict | None = None) -> GoalSpec:
-    """Turn subgoal dicts into a valid GoalSpec: clean ids, make them unique, drop entries without name/description.
-
-    Example:
-        >>> to_spec("Answer medication questions", [{"name": "States a dose", "description": "Gives a dose."}])
-    """
-    subgoals, seen = [], set()
-    for item in proposed:
-        if not str(item.get("name", "")).strip() or not str(item.get("description", "")).strip():
-            continue
-        base = slug(str(item.get("id") or item["name"]))
-        sid, k = base, 2
-        while sid in seen:
-            sid, k = f"{base[:44]}_{k}", k + 1
-        seen.add(sid)
-        fields = {f: str(item.get(f) or "").strip() for f in ("low", "mid", "high", "example")}
-        subgoals.append(Subgoal(id=sid, name=item["name"], description=item["description"], **fields))
-    return GoalSpec(goal=goal, subgoals=subgoals, meta=dict(meta or {}))
 
 
 def load_examples(source: str, n: int = 20, template: str | None = None, split: str = "train") -> list[str]:
@@ -213,8 +187,6 @@ def decompose(
         >>> [f["check"] for f in spec.meta["checks"]["findings"]]
         >>> spec.save("goal.yaml")
     """
-    from .checks import DEFAULT_OVERLAP, Checker, with_findings
-
     if isinstance(examples, str):
         texts = load_examples(examples, n=n, template=template)
     else:
@@ -227,6 +199,4 @@ def decompose(
     checker = Checker(model if model_checks else None, overlap_threshold or DEFAULT_OVERLAP)
     if not interactive:
         return with_findings(spec, checker)
-    from .interactive import Session
-
     return Session(spec, checker, proposer=proposer, output=output, force=force).run()

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .checks import CHECKS, Checker, Finding, format_findings, with_findings
-from .decompose import Proposer, slug, to_spec
-from .spec import GoalSpec
+from .spec import GoalSpec, slug, to_spec
 
 HELP = """Commands (N = a subgoal number):
   accept N.. | accept all   mark as reviewed          edit N [FIELD]   change name, description, anchors
@@ -181,7 +180,7 @@ class Session:
         >>> spec = Session(spec, Checker(None), output="goal.yaml").run()
     """
 
-    def __init__(self, spec: GoalSpec, checker: Checker, *, proposer: Proposer | None = None,
+    def __init__(self, spec: GoalSpec, checker: Checker, *, proposer=None,
                  output: str | Path | None = None, force: bool = False, dirty: bool = True,
                  ask: Callable[[str], str] | None = None, say: Callable[[str], None] | None = None):
         self.spec, self.checker, self.proposer = spec, checker, proposer

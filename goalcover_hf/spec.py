@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -152,3 +152,30 @@ class GoalSpec(BaseModel):
         refuse_overwrite(path, overwrite, "overwrite=True (CLI: --force)")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return atomic_write_text(path, self.to_yaml())
+
+
+def slug(text: str) -> str:
+    """A valid subgoal id from any text: ``slug("Cites the dose!") == "cites_the_dose"``."""
+    value = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    value = value if value[:1].isalpha() else f"s_{value}"
+    return value[:48].rstrip("_") or "subgoal"
+
+
+def to_spec(goal: str, proposed: Sequence[dict], meta: dict | None = None) -> GoalSpec:
+    """Turn subgoal dicts into a valid GoalSpec: clean ids, make them unique, drop entries without name/description.
+
+    Example:
+        >>> to_spec("Answer medication questions", [{"name": "States a dose", "description": "Gives a dose."}])
+    """
+    subgoals, seen = [], set()
+    for item in proposed:
+        if not str(item.get("name", "")).strip() or not str(item.get("description", "")).strip():
+            continue
+        base = slug(str(item.get("id") or item["name"]))
+        sid, k = base, 2
+        while sid in seen:
+            sid, k = f"{base[:44]}_{k}", k + 1
+        seen.add(sid)
+        fields = {f: str(item.get(f) or "").strip() for f in ("low", "mid", "high", "example")}
+        subgoals.append(Subgoal(id=sid, name=item["name"], description=item["description"], **fields))
+    return GoalSpec(goal=goal, subgoals=subgoals, meta=dict(meta or {}))
