@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from .coverage import CoverageReport
+from .errors import GoalcoverError
 from .files import atomic_path
 from .gaps import Gap, Target
 from .models import EMBEDDED_WARNING
@@ -26,7 +27,7 @@ HEATMAP_NAME = "goalcover_scores.png"
 PLOT_FILES = (PLOT_NAME, HEATMAP_NAME)  # written beside the README; the section links them by relative path
 
 
-class CardError(ValueError):
+class CardError(GoalcoverError):
     """A README the tool cannot update safely; the message names the file and what to fix."""
 
 

@@ -24,6 +24,7 @@ import tokenize
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from .errors import GoalcoverError
 from .logging import get_logger
 from .rowschema import TEXT, TextField, parse_row, row_json, row_schema
 
@@ -265,13 +266,13 @@ class Operator:
             try:
                 fields = (response_field(features),)
             except RowFormatError:
-                raise ValueError(
+                raise GoalcoverError(
                     f"operator {self.name!r}: the rows have columns {sorted(features)} and no known layout, so name "
                     f"the column to corrupt, e.g. {self.name}:{next(iter(features))}"
                 ) from None
         missing = [f for f in fields if f not in features]
         if missing:
-            raise ValueError(f"operator {self.spec!r}: no column {missing[0]!r}; columns: {sorted(features)}")
+            raise GoalcoverError(f"operator {self.spec!r}: no column {missing[0]!r}; columns: {sorted(features)}")
         return Operator(self.name, tuple(fields))
 
     def apply(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -300,7 +301,7 @@ def get_operator(spec: str) -> Operator:
     """Parse ``NAME`` or ``NAME:FIELD[,FIELD]``; the error lists the operators there are."""
     name, _, fields = spec.strip().partition(":")
     if name not in OPERATOR_NAMES:
-        raise ValueError(f"unknown corruption operator {name!r}; available: {', '.join(OPERATOR_NAMES)}")
+        raise GoalcoverError(f"unknown corruption operator {name!r}; available: {', '.join(OPERATOR_NAMES)}")
     return Operator(name, tuple(f.strip() for f in fields.split(",") if f.strip()))
 
 

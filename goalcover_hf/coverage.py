@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from .columns import DEFAULT_THRESHOLD, TRUNCATED_COLUMN, score_columns
+from .errors import GoalcoverError
 from .spec import GoalSpec
 
 DEFAULT_MIN_COVERAGE = 0.2  # a subgoal is a gap when fewer than this fraction of scored samples support it
@@ -81,18 +82,18 @@ def coverage_from_scores(
         0.5
     """
     if not 1 <= threshold <= 5:
-        raise ValueError(f"threshold must be within 1..5, got {threshold}")
+        raise GoalcoverError(f"threshold must be within 1..5, got {threshold}")
     if not 0.0 <= min_coverage <= 1.0:
-        raise ValueError(f"min_coverage must be within 0..1, got {min_coverage}")
+        raise GoalcoverError(f"min_coverage must be within 0..1, got {min_coverage}")
     lengths = {len(v) for v in scores.values()}
     if len(lengths) > 1:
-        raise ValueError(f"score lists differ in length: {sorted(lengths)}")
+        raise GoalcoverError(f"score lists differ in length: {sorted(lengths)}")
     rows = lengths.pop() if lengths else 0
     report = CoverageReport(threshold=threshold, min_coverage=min_coverage, rows=rows)
     for sid, values in scores.items():
         for k, v in enumerate(values):
             if v is not None and v not in (1, 2, 3, 4, 5):
-                raise ValueError(f"subgoal {sid!r}, row {k}: score {v!r} is not an integer within 1..5")
+                raise GoalcoverError(f"subgoal {sid!r}, row {k}: score {v!r} is not an integer within 1..5")
         valid = [v for v in values if v is not None]
         support = sum(1 for v in valid if v >= threshold)
         coverage = support / len(valid) if valid else 0.0
@@ -125,7 +126,7 @@ def compute_coverage(
     for sub in spec.subgoals:
         col = score_columns(sub.id)["score"]
         if col not in columns:
-            raise KeyError(f"column {col!r} is missing: was this dataset scored with this spec (subgoal {sub.id!r})?")
+            raise GoalcoverError(f"column {col!r} is missing: was this dataset scored with this spec (subgoal {sub.id!r})?")
         scores[sub.id] = list(annotated[col])
     report = coverage_from_scores(scores, {s.id: s.name for s in spec.subgoals}, threshold, min_coverage)
     if TRUNCATED_COLUMN in columns:  # runs scored before truncation was recorded have no such column

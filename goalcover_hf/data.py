@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import GoalcoverError
+
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
 
-class DataError(ValueError):
-    pass
+class DataError(GoalcoverError):
+    """Data that cannot be loaded or read; the message names the file, line or source and says what to do."""
 
 
 def load_data(source: str, split: str = "train", limit: int | None = None):

@@ -15,6 +15,7 @@ from typing import Sequence
 from pydantic import BaseModel, Field, ValidationError
 
 from .checks import DEFAULT_OVERLAP, Checker, with_findings
+from .errors import GoalcoverError
 from .interactive import Session
 from .logging import get_logger
 from .prompts import load_prompt
@@ -26,7 +27,7 @@ EXAMPLE_CHARS = 500  # per grounding row shown to the model: enough for its voca
 TOKENS_PER_SUBGOAL = 220  # bound for one generated subgoal (all its strings are length-capped)
 
 
-class DecomposeError(ValueError):
+class DecomposeError(GoalcoverError):
     """The model's proposal could not be used; the message says what to do instead."""
 
 
@@ -65,7 +66,7 @@ def load_examples(source: str, n: int = 20, template: str | None = None, split: 
     from .formats import RowFormatError, RowRenderer
 
     if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+        raise GoalcoverError(f"--n must be at least 1, got {n}")
     ds = load_data(source, split=split, limit=n)
     renderer = RowRenderer(columns=ds.column_names, template=template)
     texts = []
@@ -98,7 +99,7 @@ class Proposer:
 
     def __post_init__(self):
         if not 1 <= self.min_subgoals <= self.max_subgoals <= 12:
-            raise ValueError("need 1 <= min subgoals <= max subgoals <= 12")
+            raise GoalcoverError("need 1 <= min subgoals <= max subgoals <= 12")
 
     @property
     def engine(self):
@@ -139,7 +140,7 @@ class Proposer:
     def propose(self, goal: str, hint: str = "") -> GoalSpec:
         """A fresh proposal for ``goal`` (``hint``: what the person wants different)."""
         if not goal.strip():
-            raise ValueError("the goal is empty: describe what the fine-tuned model should do")
+            raise GoalcoverError("the goal is empty: describe what the fine-tuned model should do")
         chat = self._chat("user", goal=goal, min_n=self.min_subgoals, max_n=self.max_subgoals, hint=hint)
         proposal = self._generate(chat, proposal_schema(self.min_subgoals, self.max_subgoals, self.with_example),
                                   self.max_subgoals)

@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, compute_coverage
 from .columns import DEFAULT_THRESHOLD, score_columns
+from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, compute_coverage
+from .errors import GoalcoverError
 from .spec import GoalSpec
 
 REQUIRE = ("any", "all")
@@ -81,17 +82,17 @@ class FilterResult:
 
 def _check(spec: GoalSpec, subgoals, threshold, min_scores, require, min_mean, min_score, cap):
     for sid in [*subgoals, *min_scores]:
-        spec.subgoal(sid)  # KeyError naming the known ids
+        spec.subgoal(sid)  # UnknownSubgoalError naming the known ids
     for name, v in [("threshold", threshold), ("min_score", min_score), *(
             (f"min_scores[{s}]", v) for s, v in min_scores.items())]:
         if v is not None and not 1 <= v <= 5:
-            raise ValueError(f"{name} must be within 1..5, got {v}")
+            raise GoalcoverError(f"{name} must be within 1..5, got {v}")
     if min_mean is not None and not 1 <= min_mean <= 5:
-        raise ValueError(f"min_mean must be within 1..5, got {min_mean}")
+        raise GoalcoverError(f"min_mean must be within 1..5, got {min_mean}")
     if require not in (*REQUIRE, None):
-        raise ValueError(f"require must be 'any', 'all' or None, got {require!r}")
+        raise GoalcoverError(f"require must be 'any', 'all' or None, got {require!r}")
     if cap is not None and cap < 1:
-        raise ValueError(f"cap must be at least 1, got {cap}")
+        raise GoalcoverError(f"cap must be at least 1, got {cap}")
 
 
 def filter(  # noqa: A001 - the public name the issue asks for; the module is filtering.py

@@ -11,10 +11,12 @@ from typing import Any, Callable, Mapping
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from .errors import GoalcoverError
+
 KNOWN_ROLES = {"system", "user", "assistant", "tool"}
 
 
-class RowFormatError(ValueError):
+class RowFormatError(GoalcoverError):
     """A row (or a whole dataset) that cannot be turned into text; the message names the row and field."""
 
 

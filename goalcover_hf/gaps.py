@@ -34,13 +34,13 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
+from .columns import score_columns
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, iter_low
 from .embeddings import EMBEDDING_NAME, embed
-from .errors import OutputExistsError
+from .errors import GoalcoverError, OutputExistsError
 from .files import atomic_write_text
 from .logging import get_logger
 from .prompts import load_prompt
-from .columns import score_columns
 from .spec import GoalSpec
 
 logger = get_logger(__name__)
@@ -72,9 +72,9 @@ class Target:
 
     def __post_init__(self):
         if not 0.0 <= self.min_fraction <= 1.0:
-            raise ValueError(f"target fraction must be within 0..1, got {self.min_fraction}")
+            raise GoalcoverError(f"target fraction must be within 0..1, got {self.min_fraction}")
         if self.min_samples < 0:
-            raise ValueError(f"target sample count must be >= 0, got {self.min_samples}")
+            raise GoalcoverError(f"target sample count must be >= 0, got {self.min_samples}")
 
     def required(self, scored: int) -> int:
         # round() first: 0.2 * 30 is 6.000000000000001 in floating point

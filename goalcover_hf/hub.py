@@ -15,6 +15,7 @@ from typing import Any
 
 from .card import CardError, build_card
 from .coverage import CoverageReport
+from .errors import GoalcoverError
 from .gaps import Gap, Target
 from .logging import get_logger
 
@@ -24,7 +25,7 @@ SPLIT = "train"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-class HubError(RuntimeError):
+class HubError(GoalcoverError):
     """The Hub cannot be used as asked; the message says what to do (it never contains a token)."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .checks import CHECKS, Checker, Finding, format_findings, with_findings
+from .errors import GoalcoverError
 from .spec import GoalSpec, slug, to_spec
 
 HELP = """Commands (N = a subgoal number):
@@ -44,7 +45,7 @@ def _dicts(spec: GoalSpec) -> list[dict]:
 
 def _rebuild(spec: GoalSpec, subs: list[dict]) -> GoalSpec:
     if not subs:
-        raise ValueError("a spec needs at least one subgoal")
+        raise GoalcoverError("a spec needs at least one subgoal")
     return to_spec(spec.goal, subs, spec.meta)
 
 
@@ -62,15 +63,15 @@ def edit(spec: GoalSpec, index: int, **fields: str) -> GoalSpec:
     subs = _dicts(spec)
     for field, value in fields.items():
         if field not in ALL_FIELDS:
-            raise ValueError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
+            raise GoalcoverError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
         value = (value or "").strip()
         if not value and field not in OPTIONAL:
-            raise ValueError(f"{field} must not be empty")
+            raise GoalcoverError(f"{field} must not be empty")
         if field == "id":
             if value != slug(value):
-                raise ValueError(f"{value!r} is not a valid id; for example {slug(value)!r}")
+                raise GoalcoverError(f"{value!r} is not a valid id; for example {slug(value)!r}")
             if any(k != index and s["id"] == value for k, s in enumerate(subs)):
-                raise ValueError(f"id {value!r} is already used by another subgoal")
+                raise GoalcoverError(f"id {value!r} is already used by another subgoal")
         subs[index][field] = value
     return _rebuild(spec, subs)
 
@@ -78,7 +79,7 @@ def edit(spec: GoalSpec, index: int, **fields: str) -> GoalSpec:
 def add(spec: GoalSpec, fields: dict, position: int | None = None) -> GoalSpec:
     """Insert a new subgoal (at the end by default); its id comes from ``fields["id"]`` or its name."""
     if not str(fields.get("name", "")).strip() or not str(fields.get("description", "")).strip():
-        raise ValueError("a subgoal needs a name and a description")
+        raise GoalcoverError("a subgoal needs a name and a description")
     subs = _dicts(spec)
     subs.insert(len(subs) if position is None else position, dict(fields))
     return _rebuild(spec, subs)
@@ -87,10 +88,10 @@ def add(spec: GoalSpec, fields: dict, position: int | None = None) -> GoalSpec:
 def split(spec: GoalSpec, index: int, parts: Sequence[dict]) -> GoalSpec:
     """Replace subgoal ``index`` by ``parts`` (two or more, each with a name and a description), in place."""
     if len(parts) < 2:
-        raise ValueError("split into at least two subgoals")
+        raise GoalcoverError("split into at least two subgoals")
     for k, part in enumerate(parts, 1):
         if not str(part.get("name", "")).strip() or not str(part.get("description", "")).strip():
-            raise ValueError(f"part {k} needs a name and a description")
+            raise GoalcoverError(f"part {k} needs a name and a description")
     subs = _dicts(spec)
     subs[index:index + 1] = [dict(p) for p in parts]
     return _rebuild(spec, subs)
@@ -101,7 +102,7 @@ def merge(spec: GoalSpec, indices: Sequence[int], **fields: str) -> GoalSpec:
     unless ``fields`` give new ones."""
     indices = sorted(set(indices))
     if len(indices) < 2:
-        raise ValueError("merge needs at least two different subgoals")
+        raise GoalcoverError("merge needs at least two different subgoals")
     subs = _dicts(spec)
     merged = dict(subs[indices[0]])
     merged.update({k: v for k, v in fields.items() if v is not None})
@@ -222,7 +223,7 @@ class Session:
     def _index(self, arg: str) -> int:
         n = len(self.spec.subgoals)
         if not arg.strip().isdigit() or not 1 <= int(arg) <= n:
-            raise ValueError(f"give a subgoal number from 1 to {n}, not {arg.strip() or 'nothing'!r}")
+            raise GoalcoverError(f"give a subgoal number from 1 to {n}, not {arg.strip() or 'nothing'!r}")
         return int(arg) - 1
 
     def _read(self, prompt: str, default: str = "") -> str:
@@ -240,20 +241,20 @@ class Session:
         ids = [s.id for s in self.spec.subgoals]
         chosen = ids if args == ["all"] else [ids[self._index(a)] for a in args] if args else None
         if not chosen:
-            raise ValueError("accept N [N ...] or accept all")
+            raise GoalcoverError("accept N [N ...] or accept all")
         self.reviewed |= set(chosen)
         self.say(f"Accepted: {', '.join(chosen)}")
 
     def cmd_edit(self, args: list[str]) -> None:
         if not args:
-            raise ValueError("edit N [FIELD]")
+            raise GoalcoverError("edit N [FIELD]")
         k = self._index(args[0])
         sub = self.spec.subgoals[k]
         fields = args[1:] or list(EDIT_FIELDS)
         values = {}
         for field in fields:
             if field not in ALL_FIELDS:
-                raise ValueError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
+                raise GoalcoverError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
             value = self._read(f"{field}", getattr(sub, field))
             values[field] = "" if value == "-" else value
         new = edit(self.spec, k, **values)
@@ -262,7 +263,7 @@ class Session:
     def cmd_add(self, args: list[str]) -> None:
         fields = {"name": self._read("name"), "description": self._read("description")}
         if not fields["name"] or not fields["description"]:
-            raise ValueError("a subgoal needs a name and a description; nothing added")
+            raise GoalcoverError("a subgoal needs a name and a description; nothing added")
         for field in ("low", "mid", "high"):
             fields[field] = self._read(f"{field} ({LABELS[field][0]}), Enter to skip")
         new = add(self.spec, fields)
@@ -278,7 +279,7 @@ class Session:
         k = self._index(args[0] if args else "")
         count = self._read(f"Split '{self.spec.subgoals[k].name}' into how many subgoals", "2")
         if not count.isdigit() or not 2 <= int(count) <= 6:
-            raise ValueError("split into 2 to 6 subgoals")
+            raise GoalcoverError("split into 2 to 6 subgoals")
         parts = []
         for p in range(1, int(count) + 1):
             parts.append({"name": self._read(f"part {p} name"), "description": self._read(f"part {p} description")})
@@ -289,7 +290,7 @@ class Session:
     def cmd_merge(self, args: list[str]) -> None:
         indices = sorted({self._index(a) for a in args})
         if len(indices) < 2:
-            raise ValueError("merge N M [...]: give at least two different subgoal numbers")
+            raise GoalcoverError("merge N M [...]: give at least two different subgoal numbers")
         first = self.spec.subgoals[indices[0]]
         name = self._read("merged name", first.name)
         description = self._read("merged description", first.description)
@@ -298,14 +299,14 @@ class Session:
 
     def cmd_move(self, args: list[str]) -> None:
         if len(args) != 2:
-            raise ValueError("move N POS")
+            raise GoalcoverError("move N POS")
         self._change(move(self.spec, self._index(args[0]), self._index(args[1])))
 
     def cmd_regen(self, args: list[str]) -> None:
         if self.proposer is None:
-            raise ValueError("regen needs a model; this session has none")
+            raise GoalcoverError("regen needs a model; this session has none")
         if not args:
-            raise ValueError("regen N [HINT] or regen all [HINT]")
+            raise GoalcoverError("regen N [HINT] or regen all [HINT]")
         hint = " ".join(args[1:])
         if args[0] == "all" and not self.confirm(f"Replace all {len(self.spec.subgoals)} subgoals with a new proposal?"):
             return
@@ -320,12 +321,12 @@ class Session:
         except ValueError:
             raise
         except Exception as err:  # a model that fails to load or run must not end the session
-            raise ValueError(f"regen failed ({type(err).__name__}: {err})") from None
+            raise GoalcoverError(f"regen failed ({type(err).__name__}: {err})") from None
         self._change(new)
 
     def cmd_undo(self, args: list[str]) -> None:
         if not self.history:
-            raise ValueError("nothing to undo")
+            raise GoalcoverError("nothing to undo")
         self.spec = self.history.pop()
         self._check()
         self.say(render_list(self.spec, self.findings, self.reviewed))

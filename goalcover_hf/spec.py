@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import GoalcoverError
 from .files import atomic_write_text, refuse_overwrite
 
 SPEC_VERSION = 1
@@ -20,8 +21,14 @@ MAX_SUBGOALS = 64
 OPTIONAL_FIELDS = ("mid", "example")  # added after version 1 files existed: omitted when empty
 
 
-class SpecError(ValueError):
+class SpecError(GoalcoverError):
     """A goal spec that cannot be used; the message names the file and the field."""
+
+
+class UnknownSubgoalError(SpecError, KeyError):
+    """A subgoal id the spec does not have. Also a ``KeyError``: a spec maps ids to subgoals."""
+
+    __str__ = SpecError.__str__  # KeyError's would quote the message
 
 
 class Subgoal(BaseModel):
@@ -110,7 +117,7 @@ class GoalSpec(BaseModel):
         for sub in self.subgoals:
             if sub.id == subgoal_id:
                 return sub
-        raise KeyError(f"no subgoal {subgoal_id!r} in the spec; ids: {', '.join(s.id for s in self.subgoals)}")
+        raise UnknownSubgoalError(f"no subgoal {subgoal_id!r} in the spec; ids: {', '.join(s.id for s in self.subgoals)}")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>") -> "GoalSpec":

@@ -18,12 +18,13 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from .columns import score_columns
 from .coverage import DEFAULT_MIN_COVERAGE, compute_coverage
 from .embeddings import embed
+from .errors import GoalcoverError
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
 from .rowschema import DEFAULT_MAX_CHARS, parse_row, row_json, row_schema, text_fields
-from .columns import score_columns
 from .spec import GoalSpec
 
 logger = get_logger(__name__)
@@ -120,7 +121,7 @@ def synthesize(
     threshold = scorer.config.threshold
     template = scorer.config.template
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise GoalcoverError(f"n must be at least 1, got {n}")
     if subgoals is None:
         report = compute_coverage(annotated, spec, threshold=threshold, min_coverage=min_coverage)
         subgoals = [s.id for s in report.gaps]

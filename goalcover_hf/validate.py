@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .corrupt import LLM_REWRITE, Operator, corrupt_rows, get_operator
+from .errors import GoalcoverError
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
 from .spec import GoalSpec
@@ -234,7 +235,7 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
     from .rowschema import text_fields
 
     if n < 2:
-        raise ValueError("n must be at least 2 rows per target")
+        raise GoalcoverError("n must be at least 2 rows per target")
     subgoals = [s.id for s in spec.subgoals]
     targets = list(targets or subgoals)
     for t in targets:
@@ -277,7 +278,7 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
                         pairs.append((i, new))
             failed = 0
         if len(pairs) < 2:
-            raise ValueError(f"subgoal {t!r}: operator {op.spec!r} changed {len(pairs)} of {len(rows)} rows; need at "
+            raise GoalcoverError(f"subgoal {t!r}: operator {op.spec!r} changed {len(pairs)} of {len(rows)} rows; need at "
                              "least 2. Choose another operator (--operator) or field, or check the column names")
         for i, _ in pairs:
             clean_text.setdefault(i, render(rows[i]))

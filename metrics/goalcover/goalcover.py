@@ -3,8 +3,9 @@
 import datasets
 import evaluate
 
-from goalcover_hf.coverage import DEFAULT_MIN_COVERAGE, coverage_from_scores
 from goalcover_hf.columns import DEFAULT_THRESHOLD
+from goalcover_hf.coverage import DEFAULT_MIN_COVERAGE, coverage_from_scores
+from goalcover_hf.errors import GoalcoverError
 
 _DESCRIPTION = """
 Per-subgoal coverage of a fine-tuning dataset: for each subgoal, how many samples score at or above the threshold
@@ -44,7 +45,7 @@ class Goalcover(evaluate.Metric):
         ids = list(subgoal_ids) if subgoal_ids is not None else [f"subgoal_{j}" for j in range(width)]
         for k, row in enumerate(predictions):
             if len(row) != len(ids):
-                raise ValueError(f"prediction row {k} has {len(row)} scores, expected {len(ids)} (one per subgoal)")
+                raise GoalcoverError(f"prediction row {k} has {len(row)} scores, expected {len(ids)} (one per subgoal)")
         scores = {sid: [row[j] or None for row in predictions] for j, sid in enumerate(ids)}
         report = coverage_from_scores(scores, threshold=threshold, min_coverage=min_coverage)
         out = {"mean_coverage": report.mean_coverage, "gaps": [s.id for s in report.gaps], "rows": report.rows}
