@@ -41,7 +41,7 @@ def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[
         "model": provenance.get("model"),
         "engine": provenance.get("engine"),
         "mode": provenance.get("mode"),
-        "method": provenance.get("method", "expected"),  # runs scored before methods existed used "expected"
+        "method": provenance.get("method"),
         "prompt_version": provenance.get("prompt_version"),
         "threshold": report.threshold,
         "min_coverage": report.min_coverage,

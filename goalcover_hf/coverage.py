@@ -129,7 +129,7 @@ def compute_coverage(
             raise GoalcoverError(f"column {col!r} is missing: was this dataset scored with this spec (subgoal {sub.id!r})?")
         scores[sub.id] = list(annotated[col])
     report = coverage_from_scores(scores, {s.id: s.name for s in spec.subgoals}, threshold, min_coverage)
-    if TRUNCATED_COLUMN in columns:  # runs scored before truncation was recorded have no such column
+    if TRUNCATED_COLUMN in columns:  # a plain dict of score columns has none
         report.truncated_rows = sum(1 for n in annotated[TRUNCATED_COLUMN] if n)
     return report
 

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from .checks import CHECKS, Checker, Finding, format_findings, with_findings
 from .errors import GoalcoverError
-from .spec import GoalSpec, slug, to_spec
+from .spec import OPTIONAL_FIELDS, GoalSpec, slug, to_spec
 
 HELP = """Commands (N = a subgoal number):
   accept N.. | accept all   mark as reviewed          edit N [FIELD]   change name, description, anchors
@@ -31,7 +31,6 @@ and '-' clears an optional one."""
 
 EDIT_FIELDS = ("name", "description", "low", "mid", "high")
 ALL_FIELDS = ("id", *EDIT_FIELDS, "example")
-OPTIONAL = ("low", "mid", "high", "example")
 ALIASES = {"ok": "accept", "e": "edit", "d": "delete", "del": "delete", "+": "add", "a": "add", "sp": "split",
            "m": "merge", "r": "regen", "mv": "move", "l": "list", "ls": "list", "p": "show", "u": "undo", "s": "save",
            "w": "save", "q": "quit", "exit": "quit", "h": "help", "?": "help"}
@@ -65,7 +64,7 @@ def edit(spec: GoalSpec, index: int, **fields: str) -> GoalSpec:
         if field not in ALL_FIELDS:
             raise GoalcoverError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
         value = (value or "").strip()
-        if not value and field not in OPTIONAL:
+        if not value and field not in OPTIONAL_FIELDS:
             raise GoalcoverError(f"{field} must not be empty")
         if field == "id":
             if value != slug(value):
@@ -144,7 +143,7 @@ def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[
         mark += ", reviewed" if s.id in reviewed else ""
         lines.append(f"{k:>2}. {s.name} [{s.id}] ({mark})")
         lines.append(f"      {s.description}")
-        for field in OPTIONAL:
+        for field in OPTIONAL_FIELDS:
             if getattr(s, field):
                 lines.append(f"      {LABELS[field]} {getattr(s, field)}")
         for f in mine:

@@ -18,7 +18,7 @@ SPEC_VERSION = 1
 SUBGOAL_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 # Each subgoal adds four columns and one judge call per row; past this a spec is a list of tasks, not one goal.
 MAX_SUBGOALS = 64
-OPTIONAL_FIELDS = ("mid", "example")  # added after version 1 files existed: omitted when empty
+OPTIONAL_FIELDS = ("low", "mid", "high", "example")  # a spec file lists only those that are set
 
 
 class SpecError(GoalcoverError):
@@ -49,7 +49,7 @@ class Subgoal(BaseModel):
     example: str = Field("", description="A short sample that would score 5 (optional; for people, not the judge).")
 
     def to_dict(self) -> dict[str, str]:
-        """Fields as a dict, without the optional ones left empty (so older spec files and hashes stay as they were)."""
+        """Fields as a dict, without the optional ones left empty: what a spec file holds and its hash reads."""
         data = self.model_dump()
         return {k: v for k, v in data.items() if v or k not in OPTIONAL_FIELDS}
 
@@ -183,6 +183,6 @@ def to_spec(goal: str, proposed: Sequence[dict], meta: dict | None = None) -> Go
         while sid in seen:
             sid, k = f"{base[:44]}_{k}", k + 1
         seen.add(sid)
-        fields = {f: str(item.get(f) or "").strip() for f in ("low", "mid", "high", "example")}
+        fields = {f: str(item.get(f) or "").strip() for f in OPTIONAL_FIELDS}
         subgoals.append(Subgoal(id=sid, name=item["name"], description=item["description"], **fields))
     return GoalSpec(goal=goal, subgoals=subgoals, meta=dict(meta or {}))
