@@ -96,19 +96,25 @@ def _split_header(text: str, source: str) -> tuple[str | None, str]:
     return text[:end], text[end:]
 
 
+def _header_data(header: str, source: str) -> dict[str, Any]:
+    """The keys of a YAML header (``---`` lines included); a header that is not a YAML mapping is a :class:`CardError`."""
+    try:
+        data = yaml.safe_load("".join(header.splitlines(keepends=True)[1:-1]))
+    except yaml.YAMLError as err:
+        raise CardError(f"{source}: the YAML header is not valid YAML ({err}); fix it by hand first") from None
+    if data is not None and not isinstance(data, dict):
+        raise CardError(f"{source}: the YAML header is not a mapping of keys; fix it by hand first")
+    return data or {}
+
+
 def _set_yaml_key(header: str | None, value: Any, source: str) -> str:
     """Replace or add the top-level ``goalcover`` key, leaving every other header line as it was."""
     block = yaml.safe_dump({YAML_KEY: value}, sort_keys=False, allow_unicode=True, width=100)
     if header is None:
         return f"---\n{block}---\n"
+    _header_data(header, source)  # refuse a header that does not parse before touching it
     lines = header.splitlines(keepends=True)
     inner = lines[1:-1]
-    try:
-        parsed = yaml.safe_load("".join(inner)) if inner else None
-    except yaml.YAMLError as err:
-        raise CardError(f"{source}: the YAML header is not valid YAML ({err}); fix it by hand first") from None
-    if parsed is not None and not isinstance(parsed, dict):
-        raise CardError(f"{source}: the YAML header is not a mapping of keys; fix it by hand first")
     start = next((i for i, line in enumerate(inner) if re.match(rf"^{YAML_KEY}\s*:", line)), None)
     if start is None:
         if inner and not inner[-1].endswith("\n"):
@@ -226,12 +232,4 @@ def read_card(path_or_repo: str | Path, revision: str | None = None) -> dict[str
 
 def _summary_of(text: str, source: str) -> dict[str, Any] | None:
     header, _ = _split_header(text, source)
-    if header is None:
-        return None
-    try:
-        data = yaml.safe_load("".join(header.splitlines(keepends=True)[1:-1])) or {}
-    except yaml.YAMLError as err:
-        raise CardError(f"{source}: the YAML header is not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise CardError(f"{source}: the YAML header is not a mapping of keys")
-    return data.get(YAML_KEY)
+    return None if header is None else _header_data(header, source).get(YAML_KEY)

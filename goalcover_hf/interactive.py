@@ -1,7 +1,7 @@
-"""The decompose session: a numbered prompt loop, a thin layer over pure edit functions that tests call directly.
+"""The decompose session: a numbered prompt loop, a thin layer over the pure spec edits of :mod:`goalcover_hf.spec`.
 
-Every edit function takes a spec and returns a new one (ids kept valid and unique); :class:`Session` reads commands,
-calls them, re-runs the checks and prints the list with each subgoal's findings beside it. It needs nothing but
+:class:`Session` reads commands, calls the edits (each takes a spec and returns a new one, ids kept valid and
+unique), re-runs the checks and prints the list with each subgoal's findings beside it. It needs nothing but
 ``input``/``print``, so it works in any terminal and with piped stdin.
 """
 
@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from .checks import CHECKS, Checker, Finding, format_findings, with_findings
 from .errors import GoalcoverError
-from .spec import OPTIONAL_FIELDS, GoalSpec, slug, to_spec
+from .spec import OPTIONAL_FIELDS, GoalSpec, add, check_field, delete, edit, merge, move, replace, split
 
 HELP = """Commands (N = a subgoal number):
   accept N.. | accept all   mark as reviewed          edit N [FIELD]   change name, description, anchors
@@ -29,100 +29,11 @@ HELP = """Commands (N = a subgoal number):
 FIELD: name, description, low (score 1), mid (score 3), high (score 5), example, id. In edits, Enter keeps a value
 and '-' clears an optional one."""
 
-EDIT_FIELDS = ("name", "description", "low", "mid", "high")
-ALL_FIELDS = ("id", *EDIT_FIELDS, "example")
+EDIT_FIELDS = ("name", "description", "low", "mid", "high")  # what `edit N` asks for
 ALIASES = {"ok": "accept", "e": "edit", "d": "delete", "del": "delete", "+": "add", "a": "add", "sp": "split",
            "m": "merge", "r": "regen", "mv": "move", "l": "list", "ls": "list", "p": "show", "u": "undo", "s": "save",
            "w": "save", "q": "quit", "exit": "quit", "h": "help", "?": "help"}
 LABELS = {"low": "1 =", "mid": "3 =", "high": "5 =", "example": "e.g."}
-
-
-# ---- pure edits --------------------------------------------------------------------------------------------------
-def _dicts(spec: GoalSpec) -> list[dict]:
-    return [s.model_dump() for s in spec.subgoals]
-
-
-def _rebuild(spec: GoalSpec, subs: list[dict]) -> GoalSpec:
-    if not subs:
-        raise GoalcoverError("a spec needs at least one subgoal")
-    return to_spec(spec.goal, subs, spec.meta)
-
-
-def delete(spec: GoalSpec, index: int) -> GoalSpec:
-    """Remove subgoal ``index`` (0-based)."""
-    return _rebuild(spec, [s for k, s in enumerate(_dicts(spec)) if k != index])
-
-
-def edit(spec: GoalSpec, index: int, **fields: str) -> GoalSpec:
-    """Change fields of subgoal ``index``; an empty optional field is cleared, an empty name/description refused.
-
-    Example:
-        >>> edit(spec, 0, description="Gives a dose with units and frequency.", mid="A dose without units.")
-    """
-    subs = _dicts(spec)
-    for field, value in fields.items():
-        if field not in ALL_FIELDS:
-            raise GoalcoverError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
-        value = (value or "").strip()
-        if not value and field not in OPTIONAL_FIELDS:
-            raise GoalcoverError(f"{field} must not be empty")
-        if field == "id":
-            if value != slug(value):
-                raise GoalcoverError(f"{value!r} is not a valid id; for example {slug(value)!r}")
-            if any(k != index and s["id"] == value for k, s in enumerate(subs)):
-                raise GoalcoverError(f"id {value!r} is already used by another subgoal")
-        subs[index][field] = value
-    return _rebuild(spec, subs)
-
-
-def add(spec: GoalSpec, fields: dict, position: int | None = None) -> GoalSpec:
-    """Insert a new subgoal (at the end by default); its id comes from ``fields["id"]`` or its name."""
-    if not str(fields.get("name", "")).strip() or not str(fields.get("description", "")).strip():
-        raise GoalcoverError("a subgoal needs a name and a description")
-    subs = _dicts(spec)
-    subs.insert(len(subs) if position is None else position, dict(fields))
-    return _rebuild(spec, subs)
-
-
-def split(spec: GoalSpec, index: int, parts: Sequence[dict]) -> GoalSpec:
-    """Replace subgoal ``index`` by ``parts`` (two or more, each with a name and a description), in place."""
-    if len(parts) < 2:
-        raise GoalcoverError("split into at least two subgoals")
-    for k, part in enumerate(parts, 1):
-        if not str(part.get("name", "")).strip() or not str(part.get("description", "")).strip():
-            raise GoalcoverError(f"part {k} needs a name and a description")
-    subs = _dicts(spec)
-    subs[index:index + 1] = [dict(p) for p in parts]
-    return _rebuild(spec, subs)
-
-
-def merge(spec: GoalSpec, indices: Sequence[int], **fields: str) -> GoalSpec:
-    """Merge subgoals ``indices`` into one at the first one's place; it keeps the first one's fields and id
-    unless ``fields`` give new ones."""
-    indices = sorted(set(indices))
-    if len(indices) < 2:
-        raise GoalcoverError("merge needs at least two different subgoals")
-    subs = _dicts(spec)
-    merged = dict(subs[indices[0]])
-    merged.update({k: v for k, v in fields.items() if v is not None})
-    out = [s for k, s in enumerate(subs) if k not in indices]
-    out.insert(indices[0], merged)
-    return _rebuild(spec, out)
-
-
-def move(spec: GoalSpec, index: int, position: int) -> GoalSpec:
-    """Move subgoal ``index`` to ``position`` (both 0-based)."""
-    subs = _dicts(spec)
-    item = subs.pop(index)
-    subs.insert(max(0, min(position, len(subs))), item)
-    return _rebuild(spec, subs)
-
-
-def replace(spec: GoalSpec, index: int, fields: dict) -> GoalSpec:
-    """Replace subgoal ``index`` entirely (a regenerated one); its id comes from ``fields``."""
-    subs = _dicts(spec)
-    subs[index] = dict(fields)
-    return _rebuild(spec, subs)
 
 
 # ---- display -----------------------------------------------------------------------------------------------------
@@ -217,6 +128,9 @@ class Session:
         self.spec, self.dirty = spec, True
         self.reviewed = {i for i in self.reviewed if i in {s.id for s in spec.subgoals}} | set(reviewed)
         self._check()
+        self._show()
+
+    def _show(self) -> None:
         self.say(render_list(self.spec, self.findings, self.reviewed))
 
     def _index(self, arg: str) -> int:
@@ -229,14 +143,14 @@ class Session:
         shown = f" [{default}]" if default else ""
         return self._ask(f"{prompt}{shown}: ").strip() or default
 
-    def confirm(self, question: str) -> bool:
+    def _confirm(self, question: str) -> bool:
         try:
             return self._ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
         except EOFError:
             return False
 
     # -- commands
-    def cmd_accept(self, args: list[str]) -> None:
+    def _cmd_accept(self, args: list[str]) -> None:
         ids = [s.id for s in self.spec.subgoals]
         chosen = ids if args == ["all"] else [ids[self._index(a)] for a in args] if args else None
         if not chosen:
@@ -244,7 +158,7 @@ class Session:
         self.reviewed |= set(chosen)
         self.say(f"Accepted: {', '.join(chosen)}")
 
-    def cmd_edit(self, args: list[str]) -> None:
+    def _cmd_edit(self, args: list[str]) -> None:
         if not args:
             raise GoalcoverError("edit N [FIELD]")
         k = self._index(args[0])
@@ -252,29 +166,28 @@ class Session:
         fields = args[1:] or list(EDIT_FIELDS)
         values = {}
         for field in fields:
-            if field not in ALL_FIELDS:
-                raise GoalcoverError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
+            check_field(field)  # before asking for any value
             value = self._read(f"{field}", getattr(sub, field))
             values[field] = "" if value == "-" else value
         new = edit(self.spec, k, **values)
         self._change(new, [new.subgoals[k].id])
 
-    def cmd_add(self, args: list[str]) -> None:
+    def _cmd_add(self, args: list[str]) -> None:
         fields = {"name": self._read("name"), "description": self._read("description")}
-        if not fields["name"] or not fields["description"]:
+        if not (fields["name"] and fields["description"]):
             raise GoalcoverError("a subgoal needs a name and a description; nothing added")
         for field in ("low", "mid", "high"):
             fields[field] = self._read(f"{field} ({LABELS[field][0]}), Enter to skip")
         new = add(self.spec, fields)
         self._change(new, [new.subgoals[-1].id])
 
-    def cmd_delete(self, args: list[str]) -> None:
+    def _cmd_delete(self, args: list[str]) -> None:
         k = self._index(args[0] if args else "")
         name = self.spec.subgoals[k].name
         self._change(delete(self.spec, k))
         self.say(f"Deleted '{name}'.")
 
-    def cmd_split(self, args: list[str]) -> None:
+    def _cmd_split(self, args: list[str]) -> None:
         k = self._index(args[0] if args else "")
         count = self._read(f"Split '{self.spec.subgoals[k].name}' into how many subgoals", "2")
         if not count.isdigit() or not 2 <= int(count) <= 6:
@@ -286,7 +199,7 @@ class Session:
         self._change(new, [s.id for s in new.subgoals[k:k + len(parts)]])
         self.say("Tip: the new subgoals have no rubric anchors yet: edit N low/mid/high.")
 
-    def cmd_merge(self, args: list[str]) -> None:
+    def _cmd_merge(self, args: list[str]) -> None:
         indices = sorted({self._index(a) for a in args})
         if len(indices) < 2:
             raise GoalcoverError("merge N M [...]: give at least two different subgoal numbers")
@@ -296,18 +209,18 @@ class Session:
         new = merge(self.spec, indices, name=name, description=description)
         self._change(new, [new.subgoals[indices[0]].id])
 
-    def cmd_move(self, args: list[str]) -> None:
+    def _cmd_move(self, args: list[str]) -> None:
         if len(args) != 2:
             raise GoalcoverError("move N POS")
         self._change(move(self.spec, self._index(args[0]), self._index(args[1])))
 
-    def cmd_regen(self, args: list[str]) -> None:
+    def _cmd_regen(self, args: list[str]) -> None:
         if self.proposer is None:
             raise GoalcoverError("regen needs a model; this session has none")
         if not args:
             raise GoalcoverError("regen N [HINT] or regen all [HINT]")
         hint = " ".join(args[1:])
-        if args[0] == "all" and not self.confirm(f"Replace all {len(self.spec.subgoals)} subgoals with a new proposal?"):
+        if args[0] == "all" and not self._confirm(f"Replace all {len(self.spec.subgoals)} subgoals with a new proposal?"):
             return
         k = None if args[0] == "all" else self._index(args[0])
         self.say(f"Asking {self.proposer.identity} for {'a new proposal' if k is None else f'a new subgoal {k + 1}'}...")
@@ -323,20 +236,20 @@ class Session:
             raise GoalcoverError(f"regen failed ({type(err).__name__}: {err})") from None
         self._change(new)
 
-    def cmd_undo(self, args: list[str]) -> None:
+    def _cmd_undo(self, args: list[str]) -> None:
         if not self.history:
             raise GoalcoverError("nothing to undo")
         self.spec = self.history.pop()
         self._check()
-        self.say(render_list(self.spec, self.findings, self.reviewed))
+        self._show()
 
-    def cmd_list(self, args: list[str]) -> None:
-        self.say(render_list(self.spec, self.findings, self.reviewed))
+    def _cmd_list(self, args: list[str]) -> None:
+        self._show()
 
-    def cmd_show(self, args: list[str]) -> None:
+    def _cmd_show(self, args: list[str]) -> None:
         self.say(self.final_spec().to_yaml())
 
-    def cmd_help(self, args: list[str]) -> None:
+    def _cmd_help(self, args: list[str]) -> None:
         self.say(HELP)
 
     # -- finishing
@@ -346,14 +259,14 @@ class Session:
         spec.meta["reviewed"] = [s.id for s in spec.subgoals if s.id in self.reviewed]
         return spec
 
-    def save(self, args: list[str]) -> bool:
+    def _save(self, args: list[str]) -> bool:
         """Write the spec (asking before replacing a file); True when the session is done."""
         path = Path(args[0]) if args else self.output
         spec = self.final_spec()
         if path is None:  # Python API without an output file: hand the spec back
             self.spec = spec
             return True
-        if path.exists() and not self.force and not self.confirm(f"{path} exists. Replace it?"):
+        if path.exists() and not self.force and not self._confirm(f"{path} exists. Replace it?"):
             self.say("Not saved. Give another path: save PATH")
             return False
         spec.save(path, overwrite=True)
@@ -405,7 +318,7 @@ class Session:
 
     def _loop(self) -> GoalSpec | None:
         self._check()
-        self.say(render_list(self.spec, self.findings, self.reviewed))
+        self._show()
         self.say(HELP)
         while True:
             try:
@@ -419,13 +332,13 @@ class Session:
             cmd = ALIASES.get(cmd.lower(), cmd.lower())
             try:
                 if cmd == "save":
-                    if self.save(args):
+                    if self._save(args):
                         return self.spec
                 elif cmd == "quit":
-                    if not self.dirty or self.confirm("Quit and discard your unsaved subgoals?"):
+                    if not self.dirty or self._confirm("Quit and discard your unsaved subgoals?"):
                         return None
-                elif hasattr(self, f"cmd_{cmd}"):
-                    getattr(self, f"cmd_{cmd}")(args)
+                elif hasattr(self, f"_cmd_{cmd}"):
+                    getattr(self, f"_cmd_{cmd}")(args)
                 else:
                     self.say(f"! unknown command {cmd!r}\n{HELP}")
             except (ValueError, IndexError) as err:

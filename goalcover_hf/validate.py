@@ -163,11 +163,7 @@ class ValidationResult:
 
     def part(self) -> Part:
         """Score arrays for :func:`summarize`."""
-        def arr(rows):
-            return _array(rows, len(self.subgoals))
-
-        return ({t.target: arr(t.clean) for t in self.targets}, {t.target: arr(t.corrupted) for t in self.targets},
-                self.subgoals)
+        return _part(self.targets, self.subgoals)
 
     def to_dict(self) -> dict[str, Any]:
         return _clean_nan(asdict(self))
@@ -190,6 +186,12 @@ class ValidationResult:
 
     def to_markdown(self) -> str:
         return markdown(self)
+
+
+def _part(targets: Sequence[TargetResult], subgoals: list[str]) -> Part:
+    width = len(subgoals)
+    return ({t.target: _array(t.clean, width) for t in targets}, {t.target: _array(t.corrupted, width) for t in targets},
+            subgoals)
 
 
 def _array(rows, width: int) -> np.ndarray:
@@ -303,11 +305,9 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
             clean=clean, corrupted=corrupted,
             degradation={s: relative_degradation(c[:, j], x[:, j]) for j, s in enumerate(subgoals)},
         ))
-    part = ({t.target: _array(t.clean, len(subgoals)) for t in results},
-            {t.target: _array(t.corrupted, len(subgoals)) for t in results}, subgoals)
     return ValidationResult(
         domain=domain, subgoals=subgoals, provenance=scorer.provenance(), targets=results,
-        summary=summarize([part], bootstrap=bootstrap, seed=seed),
+        summary=summarize([_part(results, subgoals)], bootstrap=bootstrap, seed=seed),
         settings={"n": n, "seed": seed, "bootstrap": bootstrap, "rows": len(rows),
                   "rewrite_model": rewrite_model or scorer.config.model},
     )
