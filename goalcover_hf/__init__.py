@@ -13,7 +13,14 @@ from .spec import GoalSpec, SpecError, Subgoal
 
 
 def metric_path() -> str:
-    """Path of the ``evaluate`` metric script: ``evaluate.load(goalcover_hf.metric_path())``."""
+    """Path of the ``evaluate`` metric script.
+
+    Returns:
+        ``str``: the script's path.
+
+    Example:
+        >>> evaluate.load(goalcover_hf.metric_path())
+    """
     from importlib import resources
 
     return str(resources.files("goalcover_hf.evaluate_metric").joinpath("goalcover.py"))

@@ -32,6 +32,8 @@ class DecomposeError(GoalcoverError):
 
 
 class ProposedSubgoal(BaseModel):
+    """The schema of one proposed subgoal; every string is length-capped so a generation has a bound."""
+
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{2,30}$")
     name: str = Field(min_length=3, max_length=48)
     description: str = Field(min_length=10, max_length=140)
@@ -41,11 +43,22 @@ class ProposedSubgoal(BaseModel):
 
 
 class ProposedSubgoalWithExample(ProposedSubgoal):
+    """:class:`ProposedSubgoal` with a short ``example`` sample that would score 5."""
+
     example: str = Field(min_length=10, max_length=160)
 
 
 @lru_cache(maxsize=None)  # one class per shape, so the engine compiles its automaton once
 def proposal_schema(min_n: int, max_n: int, with_example: bool = False) -> type[BaseModel]:
+    """The schema of a whole proposal.
+
+    Args:
+        min_n (``int``), max_n (``int``): how many subgoals it holds.
+        with_example (``bool``, defaults to ``False``): each subgoal also carries an example.
+
+    Returns:
+        ``type[BaseModel]``: a model with one field, ``subgoals``.
+    """
     item = ProposedSubgoalWithExample if with_example else ProposedSubgoal
 
     class Proposal(BaseModel):
@@ -58,6 +71,15 @@ def load_examples(source: str, n: int = 20, template: str | None = None, split: 
     """Render the first ``n`` rows of ``source`` as the text the model will see when grounding a proposal.
 
     Rows that cannot be rendered are skipped with a warning that names them.
+
+    Args:
+        source (``str``): a data file, folder or Hub dataset id (see :func:`~goalcover_hf.data.load_data`).
+        n (``int``, defaults to 20): rows to read.
+        template (``str``, *optional*): the Jinja template that renders a row.
+        split (``str``, defaults to ``"train"``): the split to read.
+
+    Returns:
+        ``list[str]``: the rendered rows; a :class:`~goalcover_hf.data.DataError` when none renders.
 
     Example:
         >>> load_examples("../shared/data/external/medical_qa.jsonl", n=3)
@@ -85,9 +107,18 @@ class Proposer:
     """Asks a model for subgoals: a whole proposal, or one replacement. The model loads on first use.
 
     Args:
-        model: ``"embedded"``, an HF id, a folder, a .gguf, or an already loaded engine.
-        examples: rendered rows of the user's data, shown to borrow its vocabulary (never as truth).
-        with_example: also ask for a short sample that would score 5, per subgoal (costs tokens).
+        model (``str`` or :class:`~goalcover_hf.engines.Engine`, defaults to ``"embedded"``): an HF id, a folder,
+            a .gguf, or an already loaded engine.
+        min_subgoals (``int``, defaults to 3), max_subgoals (``int``, defaults to 8): how many subgoals a proposal
+            holds (at most 12).
+        examples (``Sequence[str]``): rendered rows of the user's data, shown to borrow its vocabulary (never as
+            truth).
+        with_example (``bool``, defaults to ``False``): also ask for a short sample that would score 5, per
+            subgoal (costs tokens).
+        max_new_tokens (``int``, *optional*): the generation budget (default: enough for ``max_subgoals``).
+
+    Example:
+        >>> Proposer("embedded", max_subgoals=5).propose("Answer medication questions")
     """
 
     model: object = "embedded"
@@ -103,6 +134,7 @@ class Proposer:
 
     @property
     def engine(self):
+        """The engine (loaded on first use)."""
         if isinstance(self.model, str):
             from .engines import get_engine
 
@@ -111,6 +143,7 @@ class Proposer:
 
     @property
     def identity(self) -> str:
+        """The model's identity, without loading it."""
         if isinstance(self.model, str):
             from .models import resolve_model
 
@@ -118,6 +151,11 @@ class Proposer:
         return self.model.identity
 
     def meta(self) -> dict:
+        """What a proposed spec records in ``meta``.
+
+        Returns:
+            ``dict``: the model, the prompt version and today's date.
+        """
         return {"decomposed_by": self.identity, "prompt_version": load_prompt("decompose_v1").version,
                 "date": _dt.date.today().isoformat()}
 
@@ -138,7 +176,15 @@ class Proposer:
         return load_prompt("decompose_v1").chat(part, examples=examples, with_example=self.with_example, **values)
 
     def propose(self, goal: str, hint: str = "") -> GoalSpec:
-        """A fresh proposal for ``goal`` (``hint``: what the person wants different)."""
+        """A fresh proposal.
+
+        Args:
+            goal (``str``): what the fine-tuned model should do.
+            hint (``str``, *optional*): what the person wants different.
+
+        Returns:
+            :class:`~goalcover_hf.spec.GoalSpec`: a :class:`DecomposeError` when the model's output is not valid.
+        """
         if not goal.strip():
             raise GoalcoverError("the goal is empty: describe what the fine-tuned model should do")
         chat = self._chat("user", goal=goal, min_n=self.min_subgoals, max_n=self.max_subgoals, hint=hint)
@@ -147,7 +193,16 @@ class Proposer:
         return to_spec(goal, [p.model_dump() for p in proposal.subgoals], self.meta())
 
     def regenerate(self, spec: GoalSpec, index: int, hint: str = "") -> dict:
-        """A replacement for subgoal ``index`` that does not repeat the others; returns its fields."""
+        """A replacement for one subgoal that does not repeat the others.
+
+        Args:
+            spec (:class:`~goalcover_hf.spec.GoalSpec`): the current spec.
+            index (``int``): 0-based position of the subgoal to replace.
+            hint (``str``, *optional*): what the person wants different.
+
+        Returns:
+            ``dict``: the new subgoal's fields.
+        """
         others = [s for k, s in enumerate(spec.subgoals) if k != index]
         chat = self._chat("regenerate", goal=spec.goal, others=others, old=spec.subgoals[index], hint=hint)
         schema = ProposedSubgoalWithExample if self.with_example else ProposedSubgoal
@@ -178,10 +233,22 @@ def decompose(
     proposal in a terminal session first (returns None if they quit without saving).
 
     Args:
-        examples: a data file/folder/Hub id (its first ``n`` rows are rendered, with ``template`` if given) or a list
-            of texts; shown to the model to borrow the data's vocabulary, never as correct answers.
-        model_checks: also ask the model whether each subgoal is atomic and evaluable, and what the subgoals miss.
-        output: where the interactive session saves (it asks before replacing a file unless ``force``).
+        goal (``str``): what the fine-tuned model should do.
+        model (``str`` or :class:`~goalcover_hf.engines.Engine`, defaults to ``"embedded"``): the proposing model.
+        interactive (``bool``, defaults to ``False``): open the terminal session on the proposal.
+        min_subgoals, max_subgoals, with_example, max_new_tokens: as for :class:`Proposer`.
+        examples (``str`` or ``Sequence[str]``, *optional*): a data file/folder/Hub id (its first ``n`` rows are
+            rendered, with ``template`` if given) or a list of texts; shown to the model to borrow the data's
+            vocabulary, never as correct answers.
+        hint (``str``, *optional*): what the person wants from the proposal.
+        model_checks (``bool``, defaults to ``True``): also ask the model whether each subgoal is atomic and
+            evaluable, and what the subgoals miss.
+        overlap_threshold (``float``, *optional*): cosine similarity that counts as overlap.
+        output (``str`` or ``Path``, *optional*): where the interactive session saves (it asks before replacing a
+            file unless ``force``).
+
+    Returns:
+        :class:`~goalcover_hf.spec.GoalSpec` or ``None``: ``None`` when the session was left without saving.
 
     Example:
         >>> spec = decompose("A patient-facing assistant that answers medication questions", model="embedded")

@@ -38,7 +38,16 @@ LABELS = {"low": "1 =", "mid": "3 =", "high": "5 =", "example": "e.g."}
 
 # ---- display -----------------------------------------------------------------------------------------------------
 def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[str] = frozenset()) -> str:
-    """The numbered subgoal list with rubric anchors and, beside each subgoal, what the checks found."""
+    """The numbered subgoal list with rubric anchors and, beside each subgoal, what the checks found.
+
+    Args:
+        spec (:class:`GoalSpec`): the spec.
+        findings (``Sequence[Finding]``): from :meth:`Checker.run`; each names the session command that acts on it.
+        reviewed (``set[str]``): ids the person has accepted.
+
+    Returns:
+        ``str``
+    """
     number = {s.id: k for k, s in enumerate(spec.subgoals, 1)}
     commands = {"atomic": "split {}", "evaluable": "edit {} description", "coverage": "add"}
 
@@ -82,10 +91,17 @@ class Session:
     """An interactive decompose session over ``spec``.
 
     Args:
-        checker: runs the checks after every change (model answers are remembered, so only changes cost).
-        proposer: the model for ``regen``; None disables it.
-        output: where ``save`` writes by default; it asks before replacing an existing file unless ``force``.
-        dirty: whether the starting spec is unsaved work (a fresh proposal is; a spec opened from a file is not).
+        spec (:class:`GoalSpec`): the spec to shape.
+        checker (:class:`Checker`): runs the checks after every change (model answers are remembered, so only
+            changes cost).
+        proposer (:class:`~goalcover_hf.decompose.Proposer`, *optional*): the model for ``regen``; ``None``
+            disables it.
+        output (``str`` or ``Path``, *optional*): where ``save`` writes by default.
+        force (``bool``, defaults to ``False``): replace an existing output without asking.
+        dirty (``bool``, defaults to ``True``): whether the starting spec is unsaved work (a fresh proposal is; a
+            spec opened from a file is not).
+        ask (``Callable[[str], str]``, *optional*), say (``Callable[[str], None]``, *optional*): how the session
+            reads a line and prints text (default: the terminal).
 
     Example:
         >>> spec = Session(spec, Checker(None), output="goal.yaml").run()
@@ -254,7 +270,11 @@ class Session:
 
     # -- finishing
     def final_spec(self) -> GoalSpec:
-        """The spec as it will be saved: check findings and reviewed ids in ``meta``."""
+        """The spec as it will be saved.
+
+        Returns:
+            :class:`GoalSpec`: with the check findings and the reviewed ids in ``meta``.
+        """
         spec = with_findings(self.spec, self.checker, self.findings)
         spec.meta["reviewed"] = [s.id for s in spec.subgoals if s.id in self.reviewed]
         return spec
@@ -294,7 +314,12 @@ class Session:
             pass
 
     def run(self) -> GoalSpec | None:
-        """Run the loop; returns the saved spec, or None if the person quit without saving."""
+        """Run the loop until the person saves or quits.
+
+        Returns:
+            :class:`GoalSpec` or ``None``: the saved spec, or ``None`` when the person left without saving (unsaved
+            work at the end of input goes to a draft file beside ``output``).
+        """
         # A closed terminal (SIGHUP) ends input like Ctrl-D does, so the unsaved work goes to a draft.
         hangup = getattr(signal, "SIGHUP", None)
         if hangup is None or threading.current_thread() is not threading.main_thread():

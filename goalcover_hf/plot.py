@@ -37,7 +37,15 @@ def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[st
                   target_fraction: float | None = None, target_label: str | None = None) -> Path:
     """Horizontal bars: % of scored samples supporting each subgoal (red: gap), dashed line at the target.
 
-    ``gap_ids`` defaults to the report's own gap flags, ``target_fraction`` to ``report.min_coverage``.
+    Args:
+        report (:class:`CoverageReport`): the coverage to draw.
+        path (``str`` or ``Path``): the PNG to write (its folder is created).
+        gap_ids (``Iterable[str]``, *optional*): the subgoals to draw red (default: the report's own gaps).
+        target_fraction (``float``, *optional*): where the dashed line goes (default: ``report.min_coverage``).
+        target_label (``str``, *optional*): the line's legend.
+
+    Returns:
+        ``Path``: ``path``.
     """
     plt = _pyplot()
     path = Path(path)
@@ -66,7 +74,15 @@ def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[st
 
 
 def score_heatmap(report: CoverageReport, path: str | Path) -> Path:
-    """Heatmap: rows are subgoals, columns scores 1..5; each cell is the share of scored samples (count printed)."""
+    """Heatmap: rows are subgoals, columns scores 1..5; each cell is the share of scored samples (count printed).
+
+    Args:
+        report (:class:`CoverageReport`): the score distributions to draw.
+        path (``str`` or ``Path``): the PNG to write (its folder is created).
+
+    Returns:
+        ``Path``: ``path``.
+    """
     plt = _pyplot()
     path = Path(path)
     subs = report.subgoals

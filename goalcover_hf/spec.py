@@ -44,6 +44,13 @@ NonBlank = Annotated[str, AfterValidator(_not_blank)]  # stored stripped
 class Subgoal(BaseModel):
     """One atomic, independently evaluable capability.
 
+    Args:
+        id (``str``): stable slug, used in column names: lowercase letters, digits and underscores.
+        name (``str``), description (``str``): what the judge reads; neither may be blank.
+        low (``str``, *optional*), mid (``str``, *optional*), high (``str``, *optional*): what a sample scoring
+            1, 3 and 5 looks like.
+        example (``str``, *optional*): a short sample that would score 5 (for people, not the judge).
+
     Example:
         >>> Subgoal(id="cites_dosage", name="Cites dosage", description="States a drug dose with units.")
     """
@@ -59,7 +66,11 @@ class Subgoal(BaseModel):
     example: str = Field("", description="A short sample that would score 5 (optional; for people, not the judge).")
 
     def to_dict(self) -> dict[str, str]:
-        """Fields as a dict, without the optional ones left empty: what a spec file holds and its hash reads."""
+        """The subgoal as a spec file holds it and its hash reads it.
+
+        Returns:
+            ``dict[str, str]``: every field, without the optional ones left empty.
+        """
         data = self.model_dump()
         return {k: v for k, v in data.items() if v or k not in OPTIONAL_FIELDS}
 
@@ -75,6 +86,12 @@ class Subgoal(BaseModel):
 
 class GoalSpec(BaseModel):
     """A high-level goal decomposed into subgoals.
+
+    Args:
+        goal (``str``): what the fine-tuned model should do.
+        subgoals (``list[Subgoal]``): 1 to ``MAX_SUBGOALS`` subgoals with unique ids, in order.
+        version (``int``, defaults to ``SPEC_VERSION``): the spec format.
+        meta (``dict``, *optional*): free-form provenance: model, checks, dates.
 
     Example:
         >>> spec = GoalSpec.load("examples/medication_qa/goal.yaml")
@@ -105,11 +122,23 @@ class GoalSpec(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        """Hash of what changes scores (goal and subgoals), not of ``meta``."""
+        """A hash of what changes scores (goal and subgoals), not of ``meta``.
+
+        Returns:
+            ``str``: 16 hex digits.
+        """
         payload = {"goal": self.goal, "subgoals": [s.to_dict() for s in self.subgoals]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def subgoal(self, subgoal_id: str) -> Subgoal:
+        """The subgoal with this id.
+
+        Args:
+            subgoal_id (``str``): its id.
+
+        Returns:
+            :class:`Subgoal`: an :class:`UnknownSubgoalError` lists the spec's ids when there is none.
+        """
         for sub in self.subgoals:
             if sub.id == subgoal_id:
                 return sub
@@ -117,6 +146,15 @@ class GoalSpec(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<spec>") -> "GoalSpec":
+        """Validate parsed YAML or JSON into a spec.
+
+        Args:
+            data (``Any``): a mapping with ``goal`` and ``subgoals``.
+            source (``str``, defaults to ``"<spec>"``): how error messages name where it came from.
+
+        Returns:
+            :class:`GoalSpec`: a :class:`SpecError` lists every invalid field otherwise.
+        """
         if not isinstance(data, dict):
             raise SpecError(f"{source}: expected a mapping with 'goal' and 'subgoals', got {type(data).__name__}")
         try:
@@ -131,6 +169,17 @@ class GoalSpec(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> "GoalSpec":
+        """Read and validate a spec file.
+
+        Args:
+            path (``str`` or ``Path``): a YAML file.
+
+        Returns:
+            :class:`GoalSpec`: a :class:`SpecError` names the file and what is wrong with it otherwise.
+
+        Example:
+            >>> GoalSpec.load("examples/medication_qa/goal.yaml").goal
+        """
         path = Path(path)
         if not path.is_file():
             raise SpecError(f"{path}: spec file not found")
@@ -144,6 +193,11 @@ class GoalSpec(BaseModel):
         return cls.from_dict(data, source=str(path))
 
     def to_yaml(self) -> str:
+        """The spec as a spec file holds it.
+
+        Returns:
+            ``str``: YAML; ``meta`` only when it has something.
+        """
         data = self.model_dump(exclude_defaults=False)
         data["subgoals"] = [s.to_dict() for s in self.subgoals]
         if not data["meta"]:
@@ -151,7 +205,16 @@ class GoalSpec(BaseModel):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the spec; refuses to replace an existing file unless ``overwrite``."""
+        """Write the spec as YAML, atomically.
+
+        Args:
+            path (``str`` or ``Path``): the file (its folder is created).
+            overwrite (``bool``, defaults to ``False``): replace an existing file; otherwise that is an
+                :class:`~goalcover_hf.errors.OutputExistsError`.
+
+        Returns:
+            ``Path``: the path written.
+        """
         refuse_overwrite(path, overwrite, "overwrite=True (CLI: --force)")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return atomic_write_text(path, self.to_yaml())
@@ -177,7 +240,14 @@ def slug(text: str) -> str:
 
 
 def has_name(fields: dict) -> bool:
-    """Whether subgoal ``fields`` have a non-blank name and description, the two a subgoal cannot do without."""
+    """Whether subgoal fields have a non-blank name and description, the two a subgoal cannot do without.
+
+    Args:
+        fields (``dict``): a subgoal's fields.
+
+    Returns:
+        ``bool``
+    """
     return bool(str(fields.get("name", "")).strip() and str(fields.get("description", "")).strip())
 
 
@@ -224,7 +294,11 @@ def _rebuild(spec: GoalSpec, subs: list[dict]) -> GoalSpec:
 
 
 def check_field(field: str) -> None:
-    """Raise :class:`SpecError` unless ``field`` is one of :data:`FIELDS`."""
+    """Raise :class:`SpecError` unless ``field`` is one of :data:`FIELDS`.
+
+    Args:
+        field (``str``): a field name.
+    """
     if field not in FIELDS:
         raise SpecError(f"unknown field {field!r}; use one of {', '.join(FIELDS)}")
 

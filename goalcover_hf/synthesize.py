@@ -36,25 +36,52 @@ DROP_REASONS = ("invalid", "duplicate", "score_error", "below_threshold")
 
 @dataclass
 class TargetReport:
+    """What happened to the rows made for one subgoal.
+
+    Attributes:
+        subgoal (``str``): the target subgoal.
+        generated (``int``), kept (``int``): rows asked for and rows kept.
+        dropped (``dict[str, int]``): rows dropped, by reason (:data:`DROP_REASONS`).
+        scores (``list``): the target score of every row that reached the judge (``None``: no score).
+    """
+
     subgoal: str
     generated: int = 0
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
-    scores: list[int | None] = field(default_factory=list)  # target score of every row that reached the judge
+    scores: list[int | None] = field(default_factory=list)
 
 
 @dataclass
 class SynthesisResult:
-    dataset: Any  # the input rows (marked not synthetic) followed by the kept synthetic rows
-    synthetic: Any  # the kept synthetic rows only
+    """What :func:`synthesize` made.
+
+    Attributes:
+        dataset (``datasets.Dataset``): the input rows (marked not synthetic) followed by the kept synthetic rows.
+        synthetic (``datasets.Dataset``): the kept synthetic rows only.
+        report (``list[TargetReport]``): one per target subgoal.
+        settings (``dict[str, Any]``): the model, threshold and generation settings.
+    """
+
+    dataset: Any
+    synthetic: Any
     report: list[TargetReport]
     settings: dict[str, Any]
 
     def provenance(self) -> dict[str, Any]:
-        """What ``run.json`` records under ``synthesis``."""
+        """What ``run.json`` records under ``synthesis``.
+
+        Returns:
+            ``dict[str, Any]``: the settings and each target's report.
+        """
         return {"settings": self.settings, "targets": [asdict(r) for r in self.report]}
 
     def text(self) -> str:
+        """The result for the terminal: per target, rows generated, kept and dropped by reason.
+
+        Returns:
+            ``str``
+        """
         lines = [f"Synthesis with {self.settings['model']} (keep: target score >= {self.settings['threshold']}):"]
         for r in self.report:
             why = ", ".join(f"{k} {v}" for k, v in r.dropped.items() if v) or "none"
@@ -64,8 +91,16 @@ class SynthesisResult:
 
 # ---- near-duplicates -----------------------------------------------------------------------------------------------
 def near_duplicates(existing: Sequence[str], candidates: Sequence[str], threshold: float) -> list[bool]:
-    """For each candidate, whether it is within ``threshold`` cosine similarity of an existing text or of an earlier
-    candidate that was not itself a duplicate."""
+    """Which candidates are near-duplicates of an existing text or of an earlier candidate that was kept.
+
+    Args:
+        existing (``Sequence[str]``): texts already in the data.
+        candidates (``Sequence[str]``): new texts, in order.
+        threshold (``float``): the cosine similarity at which two texts are near-duplicates.
+
+    Returns:
+        ``list[bool]``: one flag per candidate.
+    """
     import numpy as np
 
     if not candidates:
@@ -103,9 +138,25 @@ def synthesize(
     judge scores at or above the threshold on their target.
 
     Args:
-        scorer: the Scorer that annotated the data (re-scores the new rows); default ``Scorer(spec, model,
-            template=template, threshold=threshold)``. Its model also writes the rows.
-        dedup: cosine similarity at which a new row is a near-duplicate; ``None`` skips the check.
+        spec (:class:`GoalSpec`): the spec the data was scored with.
+        annotated (``datasets.Dataset``): the scored rows (real rows are shown as style examples).
+        subgoals (``Sequence[str]``, *optional*): the target subgoal ids (default: the gaps of ``annotated``).
+        n (``int``, defaults to 4): rows to generate per target.
+        scorer (:class:`~goalcover_hf.scorer.Scorer`, *optional*): the scorer that annotated the data; it re-scores
+            the new rows and its model writes them (default: ``Scorer(spec, model, template=template,
+            threshold=threshold)``).
+        model (``str``, defaults to ``"embedded"``), template (``str``, *optional*), threshold (``int``,
+            *optional*): for the default scorer.
+        examples (``int``, defaults to 3): real rows shown per generation.
+        dedup (``float`` or ``None``, defaults to ``DEFAULT_DEDUP``): cosine similarity at which a new row is a
+            near-duplicate; ``None`` skips the check.
+        seed (``int``, defaults to 0): seeds the choice of examples.
+        max_chars (``int``, defaults to ``DEFAULT_MAX_CHARS``): the maximum length of each generated field.
+        max_new_tokens (``int``, defaults to 400): the budget of one generated row.
+        min_coverage (``float``, defaults to ``DEFAULT_MIN_COVERAGE``): the gap line when ``subgoals`` is not given.
+
+    Returns:
+        :class:`SynthesisResult`
 
     Example:
         >>> result = synthesize(spec, annotated, n=8, scorer=Scorer(spec, "Qwen/Qwen2.5-1.5B-Instruct"))

@@ -32,6 +32,8 @@ _CITATION = """@article{sun2026goalcover, title={Diagnosing Capability Gaps in F
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Goalcover(evaluate.Metric):
+    """Per-subgoal coverage as an ``evaluate`` metric; the figures come from :func:`goalcover_hf.coverage_from_scores`."""
+
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
