@@ -32,7 +32,11 @@ class DecomposeError(GoalcoverError):
 
 
 class ProposedSubgoal(BaseModel):
-    """The schema of one proposed subgoal; every string is length-capped so a generation has a bound."""
+    """The schema of one proposed subgoal; every string is length-capped so a generation has a bound.
+
+    Args:
+        id, name, description, low, mid, high (``str``): as in :class:`~goalcover_hf.spec.Subgoal`.
+    """
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{2,30}$")
     name: str = Field(min_length=3, max_length=48)
@@ -43,7 +47,11 @@ class ProposedSubgoal(BaseModel):
 
 
 class ProposedSubgoalWithExample(ProposedSubgoal):
-    """:class:`ProposedSubgoal` with a short ``example`` sample that would score 5."""
+    """:class:`ProposedSubgoal` with a short example.
+
+    Args:
+        example (``str``): a short sample that would score 5.
+    """
 
     example: str = Field(min_length=10, max_length=160)
 
