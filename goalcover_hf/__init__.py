@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from .card import read_card, write_card
 from .coverage import CoverageReport, compute_coverage, coverage_from_scores
 from .decompose import decompose  # light: the engine loads only when a proposal is asked for
+from .errors import GoalcoverError
 from .filtering import filter
 from .gaps import find_gaps
 from .models import resolve_model
@@ -29,7 +30,7 @@ def metric_path() -> str:
 __all__ = [
     "GoalSpec", "Subgoal", "SpecError", "Scorer", "score", "compute_coverage", "coverage_from_scores",
     "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
-    "filter", "synthesize", "validate",
+    "filter", "synthesize", "validate", "GoalcoverError",
 ]
 
 
