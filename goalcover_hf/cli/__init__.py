@@ -32,19 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions ``main`` prints as ``error: ...`` (exit 2): :class:`GoalcoverError`, and the input errors of
-    the modules that name the file, row or field at fault."""
-    from ..card import CardError
-    from ..data import DataError
-    from ..decompose import DecomposeError
+    the model and engine modules that do not derive from it yet (each names the model or server at fault)."""
     from ..engines import EngineMisconfigured
     from ..errors import GoalcoverError
-    from ..formats import RowFormatError
-    from ..hub import HubError
     from ..models import ModelNotFoundError
-    from ..spec import SpecError
 
-    return (GoalcoverError, SpecError, DataError, RowFormatError, ModelNotFoundError, CardError, HubError,
-            EngineMisconfigured, DecomposeError)
+    return GoalcoverError, ModelNotFoundError, EngineMisconfigured
 
 
 def main(argv: list[str] | None = None) -> int:
