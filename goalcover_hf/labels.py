@@ -479,10 +479,10 @@ def pick_pairs(
         strata = [rng.permutation(rows[levels == lv]) for lv in np.unique(levels)]
         if not strata:
             continue
+        labelled = np.array(sorted(r for r, s in done if s == sub), dtype=int)
         for stratum, want in zip(strata, _allocate([len(s) for s in strata], per_subgoal)):
-            have = sum((int(r), sub) in done for r in stratum)
-            fresh = [int(r) for r in stratum if (int(r), sub) not in done]
-            for r in fresh[:max(0, want - have)]:
+            seen = np.isin(stratum, labelled)
+            for r in stratum[~seen][:max(0, want - int(seen.sum()))].tolist():
                 picked.setdefault(r, []).append(sub)
     # a row's place depends on the seed and the row alone, so a continued session keeps the first one's order
     place = {r: zlib.crc32(f"{seed}:{r}".encode()) for r in picked}

@@ -321,6 +321,7 @@ def calibrated_coverage(
     seed: int = 0,
     confidence: float = 0.95,
     min_labels: int = MIN_LABELS,
+    lam: float | None = None,
 ) -> dict[str, CoverageEstimate]:
     """Each subgoal's coverage with an interval: calibrated where it has labels, the judge's (with its sampling
     interval) where it has not.
@@ -387,7 +388,7 @@ def calibrated_coverage(
             pos = fit.positions[sub]
             r = ppi_mean(fit.labels[sub], fit.out_of_fold[sub], fit.all_rows[sub][scored],
                          strata=score_strata(e[pos]), strata_all=score_strata(e[scored]),
-                         finite=True, floor=True, ddof=1, satterthwaite=True, confidence=confidence)
+                         lam=lam, finite=True, floor=True, ddof=1, satterthwaite=True, confidence=confidence)
             theta = min(max(r.estimate, 0.5 / big_n), 1 - 0.5 / big_n)
             est.sampling_var = theta * (1 - theta) * population / max(population - 1, 1) * sampling
             half = r.quantile * math.sqrt(r.rectifier_var + est.sampling_var)
