@@ -165,7 +165,11 @@ class LabelSession:
                     self.summary.undone += 1
                     self.say(f"Undone: row {undone['row']}, {undone['subgoal']}: "
                              f"{'yes' if undone['label'] else 'no'}. Answer it again:")
-                    queue.insert(i, (undone["row"], undone["subgoal"]))
+                    pair = (undone["row"], undone["subgoal"])
+                    if i > 0 and queue[i - 1] == pair:  # the answer just given: step back
+                        i -= 1
+                    else:  # an earlier one (or one from an earlier session): ask it now
+                        queue.insert(i, pair)
                     previous_row = None
                     break
                 if answer in ("m", "more"):

@@ -9,15 +9,8 @@ import pytest
 
 from goalcover_hf.calibration import score_strata
 from goalcover_hf.errors import GoalcoverError
-from goalcover_hf.labels import (
-    LABELS_FILE,
-    LabelConflictError,
-    LabelImportError,
-    Labels,
-    LabelsError,
-    import_labels,
-    pick_pairs,
-)
+from goalcover_hf.label_import import LabelConflictError, LabelImportError, import_labels
+from goalcover_hf.labels import LABELS_FILE, Labels, LabelsError, pick_pairs
 
 
 class Rows:
@@ -305,3 +298,12 @@ def test_pick_pairs_with_few_rows_or_none_scored():
     assert sorted(pick_pairs({"a": [1.0, 5.0, None, 3.0]}, 10, seed=0)) == [(0, "a"), (1, "a"), (3, "a")]
     assert pick_pairs({"a": [None, None]}, 5, seed=0) == []
     assert pick_pairs({"a": [2.0, 4.0]}, 1, seed=0, row_ids=[10, 11])[0][0] in (10, 11)
+
+
+def test_add_many_writes_all_or_nothing(tmp_path):
+    labels = Labels.load(tmp_path)
+    with pytest.raises(LabelsError, match="label must be"):
+        labels.add_many([(1, "a", 1, None), (2, "a", 5, None)])
+    assert not (tmp_path / LABELS_FILE).exists() and labels.pairs() == {}
+    assert labels.add_many([(1, "a", 1, "q1"), (2, "a", 0, None)]) == 2
+    assert Labels.load(tmp_path).pairs() == {(1, "a"): 1, (2, "a"): 0}

@@ -257,6 +257,33 @@ def test_calibrated_coverage_on_a_sample_of_rows_includes_the_sampling():
     assert np.mean(judge_widths) > 0.03  # the judge's figure on a sample has an interval of its own
 
 
+def test_a_rare_subgoal_whose_labels_are_all_no_still_gets_an_honest_interval():
+    expected, truth = judged_world(1200, (0.03,), seed=4)
+    scores = as_lists(expected)
+    hits, one_class = 0, []
+    for seed in range(100):
+        pairs = pick_pairs(scores, 30, seed=seed)
+        est = calibrated_coverage(scores, {(r, s): int(truth[s][r]) for r, s in pairs}, seed=seed)["s0"]
+        hits += est.low <= truth["s0"].mean() <= est.high
+        if est.positives == 0:
+            one_class.append(est)
+    assert hits >= 93 and len(one_class) > 10
+    assert min(e.high for e in one_class) > truth["s0"].mean()  # 30 agreeing labels do not prove coverage is 0
+    assert max(e.high - e.low for e in one_class) < 0.2
+
+
+@pytest.mark.parametrize("method", ["logistic", "isotonic"])
+def test_calibrated_coverage_with_either_curve(method):
+    expected, truth = judged_world(1500, (0.2, 0.5), seed=6)
+    scores = as_lists(expected)
+    pairs = pick_pairs(scores, 60, seed=0)
+    est = calibrated_coverage(scores, {(r, s): int(truth[s][r]) for r, s in pairs}, method=method, target=0.3)
+    for sub in truth:
+        assert est[sub].estimate == pytest.approx(truth[sub].mean(), abs=0.1)
+        assert est[sub].judge_coverage > 0.85 and 0 <= est[sub].lam <= 1
+    assert est["s0"].decision == "gap" and est["s1"].decision == "covered"
+
+
 def test_without_labels_the_interval_is_the_samplings_and_zero_rows_are_no_evidence():
     scores = {"a": [5.0, 4.0, 2.0, 1.0, 4.6, None], "b": [None] * 6}
     est = calibrated_coverage(scores, {}, target=0.2)
