@@ -108,11 +108,13 @@ class Labels:
     def load(cls, path: str | os.PathLike) -> "Labels":
         """Read a run's labels: ``path`` is the run folder or its labels file (missing: no labels yet).
 
-        A last line cut short (the process was killed while writing it) is skipped with a warning; any other line
-        that is not a label record is an error naming the file and line.
+        A line cut short by a kill (the last line, or one marked so when the next label was written) is skipped;
+        any other line that is not a label record is an error naming the file and line.
         """
         path = Path(path)
-        if path.is_dir():
+        if path.suffix != ".jsonl":  # a run folder
+            if not path.is_dir():
+                raise LabelsError(f"{path}: no such run folder (labels live in RUN/{LABELS_FILE})")
             path = path / LABELS_FILE
         labels = cls(path)
         if not path.exists():
@@ -228,7 +230,7 @@ class Labels:
             How many records were written (0: everything was already saved).
         """
         if path is not None:
-            self.path = Path(path) if not Path(path).is_dir() else Path(path) / LABELS_FILE
+            self.path = Path(path) if Path(path).suffix == ".jsonl" else Path(path) / LABELS_FILE
         if self.path is None:
             raise LabelsError("these labels have no file yet: save(path) with the run folder or its labels.jsonl")
         pending, self._pending = self._pending, []

@@ -390,7 +390,7 @@ def calibrated_coverage(
                          strata=score_strata(e[pos]), strata_all=score_strata(e[scored]),
                          lam=lam, finite=True, floor=True, ddof=1, satterthwaite=True, confidence=confidence)
             theta = min(max(r.estimate, 0.5 / big_n), 1 - 0.5 / big_n)
-            est.sampling_var = theta * (1 - theta) * population / max(population - 1, 1) * sampling
+            est.sampling_var = theta * (1 - theta) * sampling
             half = r.quantile * math.sqrt(r.rectifier_var + est.sampling_var)
             est.method, est.lam, est.rectifier_var, est.quantile = "calibrated", r.lam, r.rectifier_var, r.quantile
             est.estimate = min(max(r.estimate, 0.0), 1.0)

@@ -47,6 +47,13 @@ def test_add_writes_each_label_to_disk_at_once_and_fsyncs(tmp_path, monkeypatch)
     assert json.loads(lines[1])["id"] == "q4" and json.loads(lines[1])["source"] == "session"
 
 
+def test_load_needs_an_existing_run_folder_or_a_jsonl_file(tmp_path):
+    with pytest.raises(LabelsError, match="no such run folder"):
+        Labels.load(tmp_path / "typo")
+    assert Labels.load(tmp_path / "other.jsonl").pairs() == {}
+    assert Labels.load(tmp_path).path == tmp_path / LABELS_FILE
+
+
 def test_latest_label_wins_and_for_subgoal(tmp_path):
     labels = Labels.load(tmp_path / LABELS_FILE)
     labels.add(1, "a", 1)
