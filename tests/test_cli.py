@@ -166,8 +166,7 @@ def test_synthesize_gaps_and_validate_judge_with_the_run_scorer(server_run, monk
     capture(monkeypatch, engines, "get_engine", seen)
     with pytest.raises(Captured):
         main(["gaps", str(path)])
-    model, engine, _, options = seen["args"]
-    assert (model, engine, options) == (original.config.model, "openai", original.config.engine_options)
+    assert seen["args"] == (original.config.model, "openai", original.config.engine_options)
 
     # the user's flags override the run's settings; the rest stay
     capture(monkeypatch, synthesize, "synthesize", seen)
@@ -296,68 +295,59 @@ def test_flags_keep_one_meaning():
 
 
 # ---- engine flags come from the engine registry ------------------------------------------------------------------
-def toy_registry(monkeypatch):
-    """Add an engine 'toy' with an option of its own to what the registry reports."""
-    from goalcover_hf import engines
-    from goalcover_hf.cli import engine_flags
+@pytest.fixture
+def toy_engine(monkeypatch):
+    """An engine 'toy' with an option of its own, registered for this test only."""
+    from goalcover_hf.engines import Engine, EngineOption, register_engine, registry
 
-    options, names = engine_flags.registry()
-    knob = engine_flags._Option("toy_knob", int, "how hard the toy engine tries", default=2)
-    monkeypatch.setattr(engines, "all_options", lambda: {**options, "toy_knob": (knob, ["toy"])}, raising=False)
-    monkeypatch.setattr(engines, "engine_names", lambda: [*names, "toy"], raising=False)
+    monkeypatch.setattr(registry, "_ENGINES", dict(registry._ENGINES))
+
+    @register_engine("toy")
+    class ToyEngine(Engine):
+        options = (EngineOption("toy_knob", int, "how hard the toy engine tries", default=2),)
+
+    return ToyEngine
 
 
-def test_a_registered_engine_option_gets_a_flag(monkeypatch, capsys):
-    toy_registry(monkeypatch)
-    with pytest.raises(SystemExit):
-        main(["score", "--help"])
-    out = " ".join(capsys.readouterr().out.split())
-    assert "--toy-knob TOY_KNOB how hard the toy engine tries (default 2; engines: toy)" in out
-    assert "{transformers,llamacpp,openai,toy}" in out
+def test_a_registered_engine_option_gets_a_flag(toy_engine, capsys):
+    for command in MODEL_COMMANDS:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--toy-knob N how hard the toy engine tries (default 2; engines: toy)" in out, command
+        assert "{transformers,llamacpp,openai,toy}" in out, command
+
+
+def options_of(engine: str) -> str:
+    from goalcover_hf.engines import all_options
+
+    return ", ".join(sorted(name for name, (_, takers) in all_options().items() if engine in takers))
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--engine-arg", "toy_knob=3"], "engine 'transformers' has no option 'toy_knob' (its options: "
-                                     "max_context_tokens, threads, trust_remote_code)"),
+    (["--engine-arg", "toy_knob=3"], "engine 'transformers' has no option 'toy_knob' (its options: {transformers})"),
     (["--engine", "toy", "--engine-arg", "toy_knob=hard"], "toy_knob takes a int, not 'hard'"),
-    (["--engine", "toy", "--engine-arg", "knob"], "engine 'toy' has no option 'knob' (its options: toy_knob)"),
+    (["--engine", "toy", "--engine-arg", "knob"], "engine 'toy' has no option 'knob' (its options: {toy})"),
     (["--base-url", "http://127.0.0.1:9/v1"], "--base-url is an option of engine openai, not of 'transformers'"),
     (["--engine", "toy", "--threads", "2"], "--threads is an option of engines transformers, llamacpp, not of 'toy'"),
 ])
-def test_engine_options_are_checked_against_the_engine(monkeypatch, capsys, tmp_path, data, spec_file, argv, message):
-    toy_registry(monkeypatch)
+def test_engine_options_are_checked_against_the_engine(toy_engine, capsys, tmp_path, data, spec_file, argv, message):
     assert main(["score", "--data", str(data), "--spec", str(spec_file), *argv, "-o", str(tmp_path / "o")]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message.format(transformers=options_of("transformers"), toy=options_of("toy")) in err, err
     assert not (tmp_path / "o").exists()
 
 
-def test_engine_options_the_user_set_are_passed_on_typed(monkeypatch):
+def test_engine_options_the_user_set_are_passed_on_typed(toy_engine):
     from goalcover_hf.cli.options import scorer_overrides
 
-    toy_registry(monkeypatch)
     args = build_parser().parse_args(["score", "--data", "d", "--spec", "s", "-o", "o", "--engine", "toy",
-                                      "--toy-knob", "4", "--batch-size", "3"])
-    assert scorer_overrides(args) == {"engine": "toy", "batch_size": 3, "engine_options": {"toy_knob": 4}}
+                                      "--toy-knob", "4", "--max-context-tokens", "900", "--batch-size", "3"])
+    assert scorer_overrides(args) == {"engine": "toy", "batch_size": 3,
+                                      "engine_options": {"toy_knob": 4, "max_context_tokens": 900}}
     args = build_parser().parse_args(["score", "--data", "d", "--spec", "s", "-o", "o", "--engine-arg",
                                       "trust_remote_code=yes", "--engine-arg", "threads=2"])
     assert scorer_overrides(args)["engine_options"] == {"trust_remote_code": True, "threads": 2}
-
-
-def test_an_engine_registered_with_the_registry_shows_in_help(capsys):
-    from goalcover_hf import engines
-
-    if not hasattr(engines, "register_engine"):
-        pytest.skip("this goalcover_hf has no engine registry yet")
-    from goalcover_hf.engines import EngineOption, register_engine
-
-    @register_engine("toy_registered", options=[EngineOption("toy_depth", int, "how deep the toy engine looks")])
-    class ToyEngine(engines.Engine):
-        name = "toy_registered"
-
-    with pytest.raises(SystemExit):
-        main(["score", "--help"])
-    out = " ".join(capsys.readouterr().out.split())
-    assert "--toy-depth TOY_DEPTH how deep the toy engine looks (engines: toy_registered)" in out
 
 
 # ---- the run folder ----------------------------------------------------------------------------------------------

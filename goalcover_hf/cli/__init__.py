@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from .. import __version__
+from ..errors import GoalcoverError
 from . import data_commands, report_commands, score_commands, spec_commands
 from .options import common_options, set_verbosity
 
@@ -30,21 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions ``main`` prints as ``error: ...`` (exit 2): :class:`GoalcoverError`, and the input errors of
-    the model and engine modules that do not derive from it yet (each names the model or server at fault)."""
-    from ..engines import EngineMisconfigured
-    from ..errors import GoalcoverError
-    from ..models import ModelNotFoundError
-
-    return GoalcoverError, ModelNotFoundError, EngineMisconfigured
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``goalcover ARGV``; returns the exit status.
 
-    A user's error prints one ``error:`` line (exit 2); Ctrl-C prints one line saying what was kept (exit 130); any
-    other exception is a bug and propagates with its traceback.
+    A user's error (:class:`GoalcoverError`: every module's input errors derive from it) prints one ``error:`` line
+    (exit 2); Ctrl-C prints one line saying what was kept (exit 130); any other exception is a bug and propagates
+    with its traceback.
 
     Example:
         >>> main(["report", "out/run", "--min-coverage", "0.3"])
@@ -54,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     set_verbosity(args.verbose, args.quiet)
     try:
         return args.func(args)
-    except user_errors() as err:
+    except GoalcoverError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C: one line, no traceback

@@ -8,7 +8,6 @@ option by name. Only the options the user set are passed on (as ``engine_options
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import GoalcoverError
@@ -18,13 +17,11 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def registry() -> tuple[dict[str, tuple[Any, list[str]]], list[str]]:
-    """``(options, engine names)``: option name -> (its EngineOption, the engines taking it), as
-    ``goalcover_hf.engines.all_options()`` and ``engine_names()`` give them."""
-    from .. import engines
+    """``(options, engine names)`` of the engines registered now: option name -> (its :class:`EngineOption`, the
+    engines taking it)."""
+    from ..engines import all_options, engine_names
 
-    if hasattr(engines, "all_options"):
-        return engines.all_options(), list(engines.engine_names())
-    return _options_table(engines)
+    return all_options(), engine_names()
 
 
 def add_model_options(parser: argparse.ArgumentParser, model_default: str, engine_default: str) -> None:
@@ -100,40 +97,3 @@ def _cast(option, value: str, item: str) -> Any:
         wanted = ", ".join(map(str, option.choices)) if option.choices else f"a {option.type.__name__}"
         raise GoalcoverError(f"--engine-arg {item!r}: {option.name} takes {wanted}, not {value!r}")
     return cast
-
-
-# ---- until the engine registry declares its options, the table of the engines shipped today ----------------------
-@dataclass(frozen=True)
-class _Option:
-    name: str
-    type: type
-    help: str
-    default: Any = None
-    choices: tuple | None = None
-
-
-def _options_table(engines) -> tuple[dict[str, tuple[Any, list[str]]], list[str]]:
-    from ..engines.openai import STRUCTURED
-
-    described = {
-        "base_url": (str, "the server, e.g. http://127.0.0.1:8000/v1"),
-        "api_key_env": (str, "environment variable holding the API key (default GOALCOVER_API_KEY, then "
-                        "OPENAI_API_KEY)"),
-        "max_in_flight": (int, "requests in flight per process", 8),
-        "timeout": (float, "seconds one request may take", 120.0),
-        "retries": (int, "retries of a request that failed for a transient reason", 4),
-        "backoff": (float, "seconds before the first retry, doubled for each next one", 0.5),
-        "structured": (str, "the server's structured-output parameter", "auto", ("auto",) + STRUCTURED),
-        "threads": (int, "CPU threads the model computes with (default: the machine's cores)"),
-        "n_ctx": (int, "context the .gguf is loaded with", 8192),
-        "trust_remote_code": (bool, "let a transformers model folder run its own Python code (auto_map in its "
-                              "config); off unless given: read that code first"),
-        "max_context_tokens": (int, "tokens a prompt and its reply may take (default: the model's context; a "
-                               "server's must be given unless it reports one); longer rows are cut in the middle, "
-                               "marked, and counted in gc_truncated_tokens"),
-    }
-    options: dict[str, tuple[Any, list[str]]] = {}
-    for engine in engines.ENGINES:
-        for name in engines.OPTIONS[engine]:
-            options.setdefault(name, (_Option(name, *described[name]), []))[1].append(engine)
-    return options, list(engines.ENGINES)

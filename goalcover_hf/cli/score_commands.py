@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
@@ -19,7 +20,7 @@ ROW_PREFIX = re.compile(r"^row \d+: ")  # errors about one row's input say which
 
 def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``score`` and ``cache``."""
-    from ..scorer import EXPLAIN
+    from ..scorer import EXPLAIN, Scorer
 
     p = sub.add_parser("score", parents=parents, help="score every sample against every subgoal")
     p.add_argument("--data", required=True, help="a .jsonl/.json/.csv/.parquet file, a folder, or a Hub dataset id")
@@ -27,8 +28,9 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--split", default="train", help="split of --data (default train)")
     p.add_argument("--limit", type=COUNT, metavar="N", help="score only the first N rows")
     judging = add_judge_options(p, from_run=False)
+    explain = inspect.signature(Scorer).parameters["explain"].default
     judging.add_argument("--explain", choices=EXPLAIN,
-                         help="logprobs mode: which pairs get explanations (default: low, what gap analysis reads)")
+                         help=f"logprobs mode: which pairs get explanations (default: {explain})")
     add_report_options(p, samples=False, coverage=False, threshold=str(DEFAULT_THRESHOLD))
     p.add_argument("--num-proc", type=COUNT, metavar="N",
                    help="worker processes for datasets.map (each opens its own engine)")

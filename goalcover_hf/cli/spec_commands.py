@@ -52,10 +52,9 @@ def model_or_engine(args: argparse.Namespace):
     model = args.model or "embedded"
     if engine == "transformers" and not options:
         return model
-    from ..engines import engine_options as checked, get_engine, resolve_engine_model
+    from ..engines import get_engine, resolve_engine_model
 
-    options = checked(engine, options)
-    return get_engine(resolve_engine_model(model, engine, options)[0], engine, None, options)
+    return get_engine(resolve_engine_model(model, engine, options)[0], engine, options)
 
 
 def cmd_decompose(args: argparse.Namespace) -> int:
