@@ -314,7 +314,7 @@ def test_a_registered_engine_option_gets_a_flag(toy_engine, capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         out = " ".join(capsys.readouterr().out.split())
-        assert "--toy-knob N how hard the toy engine tries (default 2; engines: toy)" in out, command
+        assert "--toy-knob TOY_KNOB how hard the toy engine tries (default 2; engines: toy)" in out, command
         assert "{transformers,llamacpp,openai,toy}" in out, command
 
 
