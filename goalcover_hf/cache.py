@@ -6,6 +6,9 @@ scored, reads its judgements back instead of computing them; an interrupted run 
 database runs in WAL mode with a busy timeout, so several processes (``datasets`` ``num_proc``) can read and write it
 at once. Judgements that ended in an error are never stored: they are retried next time.
 
+:class:`CachingJudge` wraps any judge the way lm-evaluation-harness wraps a model in ``CachingLM``: pairs found are
+read back, the others computed by the judge in batches, each batch stored as soon as it is done.
+
 Example:
     >>> cache = PairCache()  # goalcover_hf.paths.cache_dir() / "pairs.sqlite"
     >>> key = pair_key({"model": "m@1", "prompt": "score_v1@abc"}, subgoal_text, sample_text)
@@ -23,9 +26,12 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
+from .columns import Judgement
+from .errors import GoalcoverError
 from .paths import cache_dir
+from .spec import Subgoal
 
 FILENAME = "pairs.sqlite"
 _SCHEMA = """
@@ -43,6 +49,11 @@ _CHUNK = 500  # SQLite limits the number of parameters in one statement
 
 def default_path() -> Path:
     return cache_dir() / FILENAME
+
+
+def subgoal_text(sub: Subgoal) -> str:
+    """The parts of a subgoal the judge reads, as the pair key hashes them (its id does not change a judgement)."""
+    return json.dumps([sub.name, sub.description, sub.low, sub.mid, sub.high], ensure_ascii=False)
 
 
 def pair_key(settings: Mapping[str, Any], subgoal_text: str, sample_text: str) -> str:
@@ -71,7 +82,7 @@ class PairCache:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(_SCHEMA)
             except sqlite3.DatabaseError as err:
-                raise ValueError(
+                raise GoalcoverError(
                     f"{self.path}: cannot open the pair cache ({err}); remove the file, or pass --no-cache (cache=False)"
                 ) from None
             self._conn, self._pid = conn, os.getpid()
@@ -159,3 +170,47 @@ class PairCache:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+class CachingJudge:
+    """A judge whose judgements go through a :class:`PairCache`.
+
+    Args:
+        judge: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal] Judgement`` and
+            ``owes_explanation(judgement) -> bool`` (a :class:`~goalcover_hf.judging.MethodJudge`).
+        cache: the pair cache.
+        settings: everything besides the subgoal and sample texts that decides a judgement (model identity, engine,
+            prompt version, mode, method, decoding); part of every key.
+        batch_size: samples the judge is given at a time; each batch is stored as soon as it is done, so an
+            interrupted run keeps all finished batches.
+
+    Judgements that ended in an error, or that still owe an explanation, are not stored: they are retried next time.
+    """
+
+    def __init__(self, judge, cache: PairCache, settings: Mapping[str, Any], batch_size: int = 8):
+        self.judge, self.cache, self.settings, self.batch_size = judge, cache, dict(settings), batch_size
+
+    def is_final(self, j: Judgement) -> bool:
+        """Whether a judgement is complete enough to store."""
+        return j.error is None and not self.judge.owes_explanation(j)
+
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal]) -> list[list[Judgement]]:
+        """Judge every sample against every subgoal, reading back what the cache holds; returns ``[sample][subgoal]``."""
+        subgoals = list(subgoals)
+        texts = [subgoal_text(sub) for sub in subgoals]
+        keys = [[pair_key(self.settings, t, sample) for t in texts] for sample in samples]
+        hits = self.cache.get_many(k for row in keys for k in row)
+        results = [[Judgement(**hits[k]) if k in hits else None for k in row] for row in keys]
+        todo = [i for i, row in enumerate(results) if any(r is None for r in row)]
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            judged = self.judge.judge_texts([samples[i] for i in chunk], subgoals)
+            done = {}
+            for i, row in zip(chunk, judged):
+                for j, judgement in enumerate(row):
+                    if results[i][j] is None:
+                        results[i][j] = judgement
+                        if self.is_final(judgement):
+                            done[keys[i][j]] = judgement.__dict__
+            self.cache.put_many(done, self.settings)
+        return results
