@@ -99,9 +99,12 @@ class Scorer:
             engine, model = self._engine.name, self._engine.identity
         shortcuts = {"base_url": base_url, "trust_remote_code": trust_remote_code or None,
                      "max_context_tokens": max_context_tokens}
-        options = check_engine_options(engine, {**(engine_options or {}),
-                                                **{k: v for k, v in shortcuts.items() if v is not None}})
-        model, identity = (model, model) if self._engine else resolve_engine_model(model, engine, options)
+        options = {**(engine_options or {}), **{k: v for k, v in shortcuts.items() if v is not None}}
+        if self._engine is not None:  # already built: its options are its own business
+            options, identity = tuple(sorted(options.items())), model
+        else:
+            options = check_engine_options(engine, options)
+            model, identity = resolve_engine_model(model, engine, options)
         self.config = ScorerConfig(
             spec_yaml=spec.to_yaml(), spec_hash=spec.content_hash(), model=model, model_identity=identity,
             engine=engine, prompt_version=load_prompt(prompt_for(method)).version, mode=mode, explain=explain,
