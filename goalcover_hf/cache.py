@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .columns import Judgement
 from .errors import GoalcoverError
 from .paths import cache_dir
+from .prompts import subgoal_text
 from .spec import Subgoal
 
 FILENAME = "pairs.sqlite"
@@ -49,11 +50,6 @@ _CHUNK = 500  # SQLite limits the number of parameters in one statement
 
 def default_path() -> Path:
     return cache_dir() / FILENAME
-
-
-def subgoal_text(sub: Subgoal) -> str:
-    """The parts of a subgoal the judge reads, as the pair key hashes them (its id does not change a judgement)."""
-    return json.dumps([sub.name, sub.description, sub.low, sub.mid, sub.high], ensure_ascii=False)
 
 
 def pair_key(settings: Mapping[str, Any], subgoal_text: str, sample_text: str) -> str:

@@ -42,7 +42,7 @@ from typing import Callable, Protocol, Sequence
 from .columns import DEFAULT_THRESHOLD, Judgement
 from .errors import GoalcoverError
 from .judge import DEFAULT_PROMPT, SCORE_CHOICES, Distribution, from_distribution
-from .prompts import load_prompt
+from .prompts import load_prompt, subgoal_text
 from .spec import Subgoal
 
 METHODS = ("score", "expected", "no_anchors", "contrastive", "consistency", "verdict_first", "subgoal_first")
@@ -274,6 +274,31 @@ def apply_calibration(
                 new.append(Judgement(score=to_score(value), expected=value, explanation=j.explanation))
         out.append(new)
     return out
+
+
+class Calibration:
+    """``+cal`` offsets for a judge, measured once per subgoal wording and kept (a callable giving them by id).
+
+    Args:
+        judge: judges content-free samples with the method's base (anything with ``judge_texts``).
+    """
+
+    def __init__(self, judge):
+        self.judge, self.offsets = judge, {}
+
+    def by_text(self, subgoals: Sequence[Subgoal]) -> dict[str, float]:
+        """Offsets by :func:`~goalcover_hf.prompts.subgoal_text`, measuring those not yet known."""
+        missing = list({subgoal_text(s): s for s in subgoals if subgoal_text(s) not in self.offsets}.values())
+        if missing:
+            # offsets come back by id; ids need not be unique among reworded subgoals, so number them here
+            numbered = [s.model_copy(update={"id": f"s{k}"}) for k, s in enumerate(missing)]
+            measured = calibrate(self.judge, numbered, "expected")
+            self.offsets.update({subgoal_text(s): measured[f"s{k}"] for k, s in enumerate(missing)})
+        return {subgoal_text(s): self.offsets[subgoal_text(s)] for s in subgoals}
+
+    def __call__(self, subgoals: Sequence[Subgoal]) -> dict[str, float]:
+        offsets = self.by_text(subgoals)
+        return {s.id: offsets[subgoal_text(s)] for s in subgoals}
 
 
 # ---- a method as a judge ---------------------------------------------------------------------------------------------

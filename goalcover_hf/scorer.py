@@ -1,11 +1,8 @@
 """Scoring: one alignment score and explanation per (sample, subgoal), as a ``datasets.map`` function.
 
-A :class:`Scorer` is a config; the model is a resource. The scorer pickles as its config only (spec, model identity,
-prompt version, mode, judging method, decoding settings), so ``datasets`` fingerprints it stably and reuses its cache,
-and changing any of those recomputes. The engine loads lazily, once per process. The scorer composes the layers
-below it: the pair cache (:mod:`.cache`) around the judging method (:mod:`.judging`) around the raw judge
-(:mod:`.judge`) over an engine (:mod:`.engines`); rows are rendered by :mod:`.formats` and fitted to the judge's
-context by :mod:`.truncation`.
+A :class:`Scorer` is a config; the model is a resource loaded lazily, once per process. The scorer composes the
+layers below it: the pair cache (:mod:`.cache`) around the judging method (:mod:`.judging`) around the raw judge
+(:mod:`.judge`) over an engine (:mod:`.engines`).
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from .errors import GoalcoverError
 from .engines import Engine, engine_options as check_engine_options, resolve_engine_model
 from .formats import RowFormatError, RowRenderer
 from .judge import DEFAULT_MODE, Judge
-from .judging import CONTENT_FREE, DEFAULT_METHOD, MethodJudge, calibrate, fixed_chats, parse_method, prompt_for
+from .judging import CONTENT_FREE, DEFAULT_METHOD, Calibration, MethodJudge, fixed_chats, parse_method, prompt_for
 from .logging import get_logger
 from .prompts import escape_sample, load_prompt
 from .spec import GoalSpec, Subgoal
@@ -61,23 +58,20 @@ class Scorer:
             :class:`~goalcover_hf.engines.base.Engine` instance used as it is (its name and identity are recorded).
         engine_options: the engine's settings, e.g. ``{"base_url": "http://127.0.0.1:8000/v1", "max_in_flight": 32}``
             (see ``goalcover score --help`` for each engine's).
-        mode: ``"logprobs"`` (default): the score is the argmax of the next-token distribution over "1".."5" and
-            ``expected`` its mean; explanations only where ``explain`` asks. ``"generate"``: Outlines JSON
-            {explanation, score} per pair (the paper's method, slower).
+        mode: ``"logprobs"`` (default): score and ``expected`` from the next-token distribution over "1".."5";
+            ``"generate"``: Outlines JSON {explanation, score} per pair (the paper's method, slower).
         explain: in ``logprobs`` mode, which pairs get an explanation: ``"low"`` (default: below ``threshold``,
             what gap analysis reads), ``"all"`` or ``"none"``.
         threshold: score at which a sample supports a subgoal (default 4).
         template: Jinja template turning a row into text; by default the row layout is detected from its columns.
         max_new_tokens: the longest generated reply (default 96).
         batch_size: samples per engine call (default 8).
-        method: how the judge's answers become a score (:mod:`goalcover_hf.judging`): ``"expected"`` (default),
-            ``"score"``, ``"no_anchors"``, ``"contrastive"``, ``"consistency"``, ``"verdict_first"``,
-            ``"subgoal_first"``; suffixed ``"+cal"``, each subgoal's value on content-free samples is subtracted.
+        method: how the judge's answers become a score: ``"expected"`` (default) or another of
+            :data:`goalcover_hf.judging.METHODS`, optionally suffixed ``"+cal"``.
         cache: the pair cache: ``None`` (default: ``cache_dir()/pairs.sqlite``), a SQLite file path, or ``False``.
         base_url, trust_remote_code, max_context_tokens: shortcuts for the engine options of those names.
 
-    Rows longer than the judge's context are cut in the middle, marked ``[... N tokens cut ...]``; the column
-    ``gc_truncated_tokens`` says per row how many tokens were cut (see :mod:`goalcover_hf.truncation`).
+    Rows longer than the judge's context lose their middle to a marker line, counted in ``gc_truncated_tokens``.
 
     Example:
         >>> scorer = Scorer("goal.yaml")
@@ -117,13 +111,17 @@ class Scorer:
         """The per-process parts: the judging layers (the engine itself loads on first use)."""
         c = self.config
         self.spec = spec
-        self._offsets: dict[str, float] = {}  # +cal offsets by subgoal_text, measured on first use
         self._budgets: dict[tuple, int | None] = {}
         self._pair_cache = None if self._cache is False else PairCache(
             None if self._cache in (None, True) else self._cache)
         self.raw = Judge(lambda: self.engine, mode=c.mode, prompt=prompt_for(c.method),
                          max_new_tokens=c.max_new_tokens, batch_size=c.batch_size)
-        judge = MethodJudge(self.raw, c.method, c.explain, c.threshold, offsets=self._calibration_by_id)
+        base = MethodJudge(self.raw, parse_method(c.method)[0])
+        if self._pair_cache is not None:  # the references' judgements, under their own key settings
+            settings = self.key_settings() | {"method": base.method, "explain": "none", "threshold": None}
+            base = CachingJudge(base, self._pair_cache, settings, c.batch_size)
+        self._calibration = Calibration(base)
+        judge = MethodJudge(self.raw, c.method, c.explain, c.threshold, offsets=self._calibration)
         self._judge = judge if self._pair_cache is None else CachingJudge(judge, self._pair_cache,
                                                                           self.key_settings(), c.batch_size)
 
@@ -232,24 +230,9 @@ class Scorer:
 
     # ---- judging ---------------------------------------------------------------------------------------------------
     def calibration(self, subgoals: Sequence[Subgoal] | None = None) -> dict[str, float]:
-        """``+cal`` offsets by :func:`~goalcover_hf.cache.subgoal_text`: measured once per scorer for each subgoal, on
+        """``+cal`` offsets by :func:`~goalcover_hf.prompts.subgoal_text`, measured once per process for each subgoal on
         content-free samples, through the pair cache (so map workers read them back)."""
-        subgoals = list(subgoals or self.spec.subgoals)
-        missing = list({subgoal_text(s): s for s in subgoals if subgoal_text(s) not in self._offsets}.values())
-        if missing:
-            base = MethodJudge(self.raw, parse_method(self.config.method)[0])
-            if self._pair_cache is not None:
-                settings = self.key_settings() | {"method": base.method, "explain": "none", "threshold": None}
-                base = CachingJudge(base, self._pair_cache, settings, self.config.batch_size)
-            # offsets come back by id; ids need not be unique among reworded subgoals, so number them here
-            numbered = [s.model_copy(update={"id": f"s{k}"}) for k, s in enumerate(missing)]
-            offsets = calibrate(base, numbered, "expected")
-            self._offsets.update({subgoal_text(s): offsets[f"s{k}"] for k, s in enumerate(missing)})
-        return {subgoal_text(s): self._offsets[subgoal_text(s)] for s in subgoals}
-
-    def _calibration_by_id(self, subgoals: Sequence[Subgoal]) -> dict[str, float]:
-        offsets = self.calibration(subgoals)
-        return {s.id: offsets[subgoal_text(s)] for s in subgoals}
+        return self._calibration.by_text(list(subgoals or self.spec.subgoals))
 
     def sample_budget(self, subgoals: Sequence[Subgoal] | None = None) -> int | None:
         """Tokens a sample may take in this scorer's prompts (None: the context is unknown; nothing is cut)."""

@@ -76,6 +76,13 @@ def sample_first(template: Prompt) -> bool:
     return body_parts(template)[0] == "sample"
 
 
+def subgoal_text(subgoal) -> str:
+    """The parts of a subgoal the judge reads, as one string (the pair cache hashes it; the id changes nothing)."""
+    import json
+
+    return json.dumps([subgoal.name, subgoal.description, subgoal.low, subgoal.mid, subgoal.high], ensure_ascii=False)
+
+
 def score_chat(template: Prompt, sample: str, subgoal, ask: str, **values) -> list[dict]:
     """The chat asking ``ask`` (an ``ask_*`` part) of ``template`` about one (sample, subgoal) pair.
 
