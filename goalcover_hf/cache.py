@@ -172,23 +172,25 @@ class CachingJudge:
     """A judge whose judgements go through a :class:`PairCache`.
 
     Args:
-        judge: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal] Judgement`` and
-            ``owes_explanation(judgement) -> bool`` (a :class:`~goalcover_hf.judging.MethodJudge`).
+        judge: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal] Judgement``,
+            ``owes_explanation(judgement) -> bool`` and ``add_explanations(samples, subgoals, judged, pairs)``
+            (a :class:`~goalcover_hf.judging.MethodJudge`).
         cache: the pair cache.
-        settings: everything besides the subgoal and sample texts that decides a judgement (model identity, engine,
-            prompt version, mode, method, decoding); part of every key.
+        settings: everything besides the subgoal and sample texts that decides a score (model identity, engine,
+            prompt version, mode, method, decoding); part of every key. Which pairs get explanations is not: a
+            stored explanation serves every setting, and one that is missing is added without re-scoring.
         batch_size: samples the judge is given at a time; each batch is stored as soon as it is done, so an
             interrupted run keeps all finished batches.
 
-    Judgements that ended in an error, or that still owe an explanation, are not stored: they are retried next time.
+    Judgements that ended in an error are not stored: they are retried next time.
     """
 
     def __init__(self, judge, cache: PairCache, settings: Mapping[str, Any], batch_size: int = 8):
         self.judge, self.cache, self.settings, self.batch_size = judge, cache, dict(settings), batch_size
 
-    def is_final(self, j: Judgement) -> bool:
-        """Whether a judgement is complete enough to store."""
-        return j.error is None and not self.judge.owes_explanation(j)
+    def owes_explanation(self, j: Judgement) -> bool:
+        """Whether a judgement still lacks the explanation the wrapped judge's settings ask for."""
+        return self.judge.owes_explanation(j)
 
     def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal]) -> list[list[Judgement]]:
         """Judge every sample against every subgoal, reading back what the cache holds; returns ``[sample][subgoal]``."""
@@ -197,16 +199,22 @@ class CachingJudge:
         keys = [[pair_key(self.settings, t, sample) for t in texts] for sample in samples]
         hits = self.cache.get_many(k for row in keys for k in row)
         results = [[Judgement(**hits[k]) if k in hits else None for k in row] for row in keys]
-        todo = [i for i, row in enumerate(results) if any(r is None for r in row)]
+        todo = [i for i, row in enumerate(results) if any(r is None or self.owes_explanation(r) for r in row)]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            judged = self.judge.judge_texts([samples[i] for i in chunk], subgoals)
-            done = {}
+            if any(r is None for i in chunk for r in results[i]):
+                judged = self.judge.judge_texts([samples[i] for i in chunk], subgoals)
+            else:  # every score is known: only explanations are missing
+                judged = [[None] * len(subgoals) for _ in chunk]
+            changed = {(i, j) for i in chunk for j, r in enumerate(results[i]) if r is None}
             for i, row in zip(chunk, judged):
-                for j, judgement in enumerate(row):
-                    if results[i][j] is None:
-                        results[i][j] = judgement
-                        if self.is_final(judgement):
-                            done[keys[i][j]] = judgement.__dict__
+                results[i] = [new if old is None else old for old, new in zip(results[i], row)]
+            # scores read back that now owe an explanation (a cached run without them, another threshold)
+            owed = [(n, j) for n, i in enumerate(chunk) for j, r in enumerate(results[i]) if self.owes_explanation(r)]
+            if owed:
+                local = [results[i] for i in chunk]
+                self.judge.add_explanations([samples[i] for i in chunk], subgoals, local, owed)
+                changed |= {(chunk[n], j) for n, j in owed}
+            done = {keys[i][j]: results[i][j].__dict__ for i, j in changed if results[i][j].error is None}
             self.cache.put_many(done, self.settings)
         return results

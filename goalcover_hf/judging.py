@@ -331,9 +331,14 @@ class MethodJudge:
         if self.cal:
             judged = apply_calibration(judged, subgoals, self.offsets(subgoals))
         wanted = [(i, j) for i, row in enumerate(judged) for j, one in enumerate(row) if self.owes_explanation(one)]
-        if wanted:
-            self.raw.explain(list(samples), subgoals, judged, wanted, prompt=prompt_for(self.method))
+        self.add_explanations(samples, subgoals, judged, wanted)
         return judged
+
+    def add_explanations(self, samples: Sequence[str], subgoals: Sequence[Subgoal], judged: list[list[Judgement]],
+                         pairs: Sequence[tuple[int, int]]) -> None:
+        """Explain the scores of ``pairs`` of ``judged`` (in place), with the method's template."""
+        if pairs:
+            self.raw.explain(list(samples), list(subgoals), judged, pairs, prompt=prompt_for(self.method))
 
     def owes_explanation(self, j: Judgement) -> bool:
         """Whether a scored judgement still lacks the explanation this method's settings ask for."""

@@ -118,8 +118,7 @@ class Scorer:
                          max_new_tokens=c.max_new_tokens, batch_size=c.batch_size)
         base = MethodJudge(self.raw, parse_method(c.method)[0])
         if self._pair_cache is not None:  # the references' judgements, under their own key settings
-            settings = self.key_settings() | {"method": base.method, "explain": "none", "threshold": None}
-            base = CachingJudge(base, self._pair_cache, settings, c.batch_size)
+            base = CachingJudge(base, self._pair_cache, self.key_settings() | {"method": base.method}, c.batch_size)
         self._calibration = Calibration(base)
         judge = MethodJudge(self.raw, c.method, c.explain, c.threshold, offsets=self._calibration)
         self._judge = judge if self._pair_cache is None else CachingJudge(judge, self._pair_cache,
@@ -188,15 +187,10 @@ class Scorer:
         return self.config.model == "embedded" or self.config.model_identity.endswith(EMBEDDED_FILE)
 
     def key_settings(self) -> dict[str, Any]:
-        """What, besides the subgoal and sample texts, decides a judgement: the pair cache's key settings."""
+        """What, besides the subgoal and sample texts, decides a score: the pair cache's key settings."""
         c = self.config
-        settings = {"model": c.model_identity, "engine": c.engine, "prompt_version": c.prompt_version, "mode": c.mode,
-                    "method": c.method, "max_new_tokens": c.max_new_tokens, "do_sample": False}
-        if c.mode == "logprobs":
-            settings["explain"] = c.explain
-            if c.explain == "low":
-                settings["threshold"] = c.threshold
-        return settings
+        return {"model": c.model_identity, "engine": c.engine, "prompt_version": c.prompt_version, "mode": c.mode,
+                "method": c.method, "max_new_tokens": c.max_new_tokens, "do_sample": False}
 
     def chat(self, sample: str, sub: Subgoal, ask: str, **values) -> list[dict]:
         """The chat asking ``ask`` (an ``ask_*`` part of the method's template) about one pair."""
