@@ -158,7 +158,7 @@ class Scorer:
 
         if self._engine is not None:
             return self._engine
-        return get_engine(self.config.model, self.config.engine, self.config.engine_options)
+        return get_engine(self.config.model, self.config.engine, options=self.config.engine_options)
 
     @property
     def counter(self):
