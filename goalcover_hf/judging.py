@@ -54,7 +54,7 @@ CALIBRATIONS = ("cal",)
 # Inputs that demonstrate nothing: whatever the judge gives them for a subgoal is its bias for that subgoal.
 CONTENT_FREE = ("N/A", "[empty]", "...")
 VERDICT_CHOICES = ("Yes", "No")  # one token each in the tokenizers tried (SmolLM2, Qwen2.5)
-EXPLAIN = ("low", "all", "none")
+EXPLAIN = ("sample", "low", "all", "none")  # "sample": scores only here; goalcover_hf.explain picks the pairs
 
 
 class RawJudge(Protocol):
@@ -309,8 +309,8 @@ class MethodJudge:
     Args:
         raw: the raw judge (:class:`~goalcover_hf.judge.Judge`).
         method: a :data:`METHODS` name, optionally suffixed ``"+cal"``.
-        explain: in ``logprobs`` mode, which pairs get an explanation: ``"low"`` (score below ``threshold``),
-            ``"all"`` or ``"none"``.
+        explain: in ``logprobs`` mode, which pairs get an explanation here: ``"low"`` (score below ``threshold``),
+            ``"all"``, or none (``"none"``, and ``"sample"``, whose budgeted draw :mod:`goalcover_hf.explain` makes).
         threshold: the score at which a sample supports a subgoal.
         offsets: for ``+cal``: a function giving each subgoal's calibration offset by id (see :func:`calibrate`).
     """

@@ -60,8 +60,9 @@ class Scorer:
             (see ``goalcover score --help`` for each engine's).
         mode: ``"logprobs"`` (default): score and ``expected`` from the next-token distribution over "1".."5";
             ``"generate"``: Outlines JSON {explanation, score} per pair (the paper's method, slower).
-        explain: in ``logprobs`` mode, which pairs get an explanation: ``"low"`` (default: below ``threshold``,
-            what gap analysis reads), ``"all"`` or ``"none"``.
+        explain: in ``logprobs`` mode, which pairs get an explanation: ``"sample"`` (default: none in the map; then
+            :func:`goalcover_hf.explain.explain_sample` explains a budgeted draw of low-scoring pairs per subgoal),
+            ``"low"`` (every pair below ``threshold``), ``"all"`` or ``"none"``.
         threshold: score at which a sample supports a subgoal (default 4).
         template: Jinja template turning a row into text; by default the row layout is detected from its columns.
         max_new_tokens: the longest generated reply (default 96).
@@ -80,7 +81,7 @@ class Scorer:
     """
 
     def __init__(self, spec: GoalSpec | str, model: str = "embedded", *, engine: str | Engine = "transformers",
-                 engine_options: Mapping[str, Any] | None = None, mode: str = DEFAULT_MODE, explain: str = "low",
+                 engine_options: Mapping[str, Any] | None = None, mode: str = DEFAULT_MODE, explain: str = "sample",
                  threshold: int = DEFAULT_THRESHOLD, template: str | None = None, max_new_tokens: int = 96,
                  batch_size: int = 8, method: str = DEFAULT_METHOD, cache: str | os.PathLike | bool | None = None,
                  base_url: str | None = None, trust_remote_code: bool = False, max_context_tokens: int | None = None):
@@ -133,6 +134,11 @@ class Scorer:
         return {"model": c.model, "engine": c.engine, "engine_options": dict(c.engine_options), "mode": c.mode,
                 "explain": c.explain, "threshold": c.threshold, "template": c.template,
                 "max_new_tokens": c.max_new_tokens, "batch_size": c.batch_size, "method": c.method}
+
+    def replace(self, **changes) -> "Scorer":
+        """A scorer with the same spec, cache and engine and ``changes`` to its settings, e.g. ``explain="all"``."""
+        engine = {"engine": self._engine} if self._engine is not None else {}
+        return Scorer(self.spec, **(self.settings() | changes | engine), cache=self._cache)
 
     def init_kwargs(self) -> dict[str, Any]:
         """Arguments that rebuild this scorer, e.g. in each Ray actor: ``fn_constructor_kwargs=scorer.init_kwargs()``."""
