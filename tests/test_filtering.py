@@ -10,7 +10,7 @@ from goalcover_hf.filtering import filter as filter_rows
 def annotated(spec, dose, side):
     from datasets import Dataset
 
-    from goalcover_hf.scorer import score_columns
+    from goalcover_hf.columns import score_columns
 
     n = len(dose)
     data = {"id": [f"r{k}" for k in range(n)], "question": [f"q{k}" for k in range(n)],
