@@ -173,7 +173,8 @@ class CachingJudge:
 
     Args:
         judge: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal] Judgement``,
-            ``owes_explanation(judgement) -> bool`` and ``add_explanations(samples, subgoals, judged, pairs)``
+            ``wants_explanation``/``owes_explanation(judgement) -> bool`` and
+            ``add_explanations(samples, subgoals, judged, pairs)``
             (a :class:`~goalcover_hf.judging.MethodJudge`).
         cache: the pair cache.
         settings: everything besides the subgoal and sample texts that decides a score (model identity, engine,
@@ -188,6 +189,10 @@ class CachingJudge:
     def __init__(self, judge, cache: PairCache, settings: Mapping[str, Any], batch_size: int = 8):
         self.judge, self.cache, self.settings, self.batch_size = judge, cache, dict(settings), batch_size
 
+    def _as_asked(self, j: Judgement) -> Judgement:
+        # a stored explanation these settings do not ask for stays in the cache, out of the result
+        return j if j.explanation is None or self.judge.wants_explanation(j) else Judgement(j.score, j.expected)
+
     def owes_explanation(self, j: Judgement) -> bool:
         """Whether a judgement still lacks the explanation the wrapped judge's settings ask for."""
         return self.judge.owes_explanation(j)
@@ -198,7 +203,7 @@ class CachingJudge:
         texts = [subgoal_text(sub) for sub in subgoals]
         keys = [[pair_key(self.settings, t, sample) for t in texts] for sample in samples]
         hits = self.cache.get_many(k for row in keys for k in row)
-        results = [[Judgement(**hits[k]) if k in hits else None for k in row] for row in keys]
+        results = [[self._as_asked(Judgement(**hits[k])) if k in hits else None for k in row] for row in keys]
         todo = [i for i, row in enumerate(results) if any(r is None or self.owes_explanation(r) for r in row)]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]

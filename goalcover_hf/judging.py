@@ -340,8 +340,12 @@ class MethodJudge:
         if pairs:
             self.raw.explain(list(samples), list(subgoals), judged, pairs, prompt=prompt_for(self.method))
 
+    def wants_explanation(self, j: Judgement) -> bool:
+        """Whether this method's settings give a judgement an explanation (generate mode: always, with its score)."""
+        if self.raw.mode != "logprobs":
+            return True
+        return j.score is not None and (self.explain == "all" or (self.explain == "low" and j.score < self.threshold))
+
     def owes_explanation(self, j: Judgement) -> bool:
         """Whether a scored judgement still lacks the explanation this method's settings ask for."""
-        if self.raw.mode != "logprobs" or j.score is None or j.explanation is not None:
-            return False
-        return self.explain == "all" or (self.explain == "low" and j.score < self.threshold)
+        return j.explanation is None and self.raw.mode == "logprobs" and self.wants_explanation(j)
