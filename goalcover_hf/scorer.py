@@ -164,7 +164,7 @@ class Scorer:
 
         if self._engine is not None:
             return self._engine
-        return get_engine(self.config.model, self.config.engine, options=self.config.engine_options)
+        return get_engine(self.config.model, self.config.engine, self.config.engine_options)
 
     @property
     def counter(self):
@@ -188,9 +188,9 @@ class Scorer:
     @property
     def is_embedded(self) -> bool:
         """Whether the judge is the embedded demo model (whose judgements are close to chance)."""
-        from .models import EMBEDDED_FILE
+        from .models import is_embedded_model
 
-        return self.config.model == "embedded" or self.config.model_identity.endswith(EMBEDDED_FILE)
+        return is_embedded_model(self.config.model_identity)
 
     def key_settings(self) -> dict[str, Any]:
         """What, besides the subgoal and sample texts, decides a score: the pair cache's key settings."""
