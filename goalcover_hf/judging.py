@@ -192,8 +192,8 @@ def _verdict_first(raw: RawJudge, samples: list[str], subgoals: list[Subgoal]) -
     """Generate mode: the template's JSON {verdict, explanation, score}. Logprobs mode: P(verdict), then the digits
     after each verdict said, mixed by total probability: ``P(Yes) p(d | Yes) + P(No) p(d | No)``."""
     prompt = PROMPTS["verdict_first"]
-    if raw.mode != "logprobs":
-        return raw.judge_texts(samples, subgoals, prompt=prompt)
+    if getattr(raw, "mode", None) != "logprobs" or not hasattr(raw, "distributions"):
+        return raw.judge_texts(samples, subgoals, prompt=prompt)  # a judge that mixes the verdict itself
     follow = load_prompt(prompt).section("ask_score_after_verdict")
     verdicts = raw.distributions(samples, subgoals, "ask_verdict", VERDICT_CHOICES, prompt=prompt)
     branches = [raw.distributions(samples, subgoals, "ask_verdict", SCORE_CHOICES, prompt=prompt,
