@@ -13,7 +13,8 @@ from .gaps import DEFAULT_DISTANCE, DEFAULT_MAX_THEMES, DEFAULT_MIN_THEME
 from .models import EMBEDDED_WARNING
 from .engines import ENGINES
 from .engines.openai import STRUCTURED
-from .scorer import DEFAULT_MODE, DEFAULT_THRESHOLD, MODES
+from .columns import DEFAULT_THRESHOLD
+from .judge import DEFAULT_MODE, MODES
 
 
 def _warn_if_embedded(model_or_identity: str | None) -> None:
