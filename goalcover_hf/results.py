@@ -134,8 +134,8 @@ class Run:
 
 def _settings_of_an_older_run(provenance: dict[str, Any]) -> dict[str, Any]:
     """Scorer settings of a ``run.json`` written before they were recorded whole: what it did record."""
+    from .judge import DEFAULT_MODE
     from .judging import DEFAULT_METHOD
-    from .scorer import DEFAULT_MODE
 
     args = provenance.get("scorer_args", {})
     options = {k: args[k] for k in ("base_url", "max_context_tokens") if args.get(k) is not None}

@@ -5,7 +5,8 @@ import torch
 from pydantic import BaseModel, Field
 
 from goalcover_hf.engines import get_engine
-from goalcover_hf.scorer import SCORE_CHOICES, Scorer
+from goalcover_hf.judge import SCORE_CHOICES
+from goalcover_hf.scorer import Scorer
 
 SAMPLES = [
     "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours, with food.",

@@ -5,7 +5,7 @@ from datasets import Dataset
 
 from goalcover_hf import Scorer
 from goalcover_hf.engines import get_counter, get_engine
-from goalcover_hf.scorer import SCORE_CHOICES, JudgementJSON
+from goalcover_hf.judge import SCORE_CHOICES, JudgementJSON
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'goalcover_hf[llamacpp]'")
 pytest.importorskip("numba", reason="numba is not installed: pip install 'goalcover_hf[llamacpp]'")

@@ -14,7 +14,7 @@ from fake_openai import ScriptedServer
 from goalcover_hf import Scorer
 from goalcover_hf.engines import EngineMisconfigured, get_engine
 from goalcover_hf.engines.openai import OpenAIEngine, RequestFailed
-from goalcover_hf.scorer import SCORE_CHOICES, JudgementJSON
+from goalcover_hf.judge import SCORE_CHOICES, JudgementJSON
 
 CHAT = [{"role": "system", "content": "You are terse."},
         {"role": "user", "content": "Rate from 1 to 5 how well 'take 200 mg' states a dose. One digit."}]

@@ -8,7 +8,9 @@ import pytest
 
 from goalcover_hf import cli
 from goalcover_hf.cache import PairCache, pair_key
-from goalcover_hf.scorer import Judgement, Scorer, subgoal_text
+from goalcover_hf.columns import Judgement
+from goalcover_hf.prompts import subgoal_text
+from goalcover_hf.scorer import Scorer
 
 SETTINGS = {"model": "m@1", "engine": "transformers", "prompt_version": "score_v1@abc", "mode": "logprobs",
             "max_new_tokens": 96}

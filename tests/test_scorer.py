@@ -5,7 +5,9 @@ import pytest
 from datasets import Value, load_dataset
 
 import goalcover_hf
-from goalcover_hf.scorer import Judgement, Scorer, parse_judgement, score_columns
+from goalcover_hf.columns import Judgement, score_columns
+from goalcover_hf.judge import parse_judgement
+from goalcover_hf.scorer import Scorer
 
 ROWS = [
     {"question": "How much ibuprofen?", "answer": "200 mg every 6 hours."},

@@ -11,7 +11,8 @@ from scripted_engine import DigitEngine
 
 from goalcover_hf import judging
 from goalcover_hf.prompts import load_prompt
-from goalcover_hf.scorer import Scorer, subgoal_text
+from goalcover_hf.prompts import subgoal_text
+from goalcover_hf.scorer import Scorer
 from goalcover_hf.spec import Subgoal
 
 SAMPLE = "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours."
@@ -195,7 +196,7 @@ def test_verdict_first_in_generate_mode_asks_json_with_the_verdict_first(tiny_mo
     assert (dose.score, dose.expected, dose.explanation) == (2, 2.0, "generated")
     schema, chat = engine.generated[0]
     assert schema == "VerdictJudgementJSON" and '"yes" or "no"' in chat[1]["content"]
-    from goalcover_hf.scorer import VerdictJudgementJSON
+    from goalcover_hf.judge import VerdictJudgementJSON
 
     assert list(VerdictJudgementJSON.model_json_schema()["properties"]) == ["verdict", "explanation", "score"]
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from goalcover_hf.scorer import Judgement, Scorer, score_columns
+from goalcover_hf.columns import Judgement, score_columns
+from goalcover_hf.scorer import Scorer
 from goalcover_hf.synthesize import SYNTH_MODEL, SYNTHETIC, TARGET, near_duplicates, synthesize
 
 REAL = [

@@ -11,7 +11,9 @@ from fake_openai import ScriptedServer
 from goalcover_hf.cache import PairCache, pair_key
 from goalcover_hf.cli import main
 from goalcover_hf.engines.transformers import TransformersEngine
-from goalcover_hf.scorer import TRUNCATED_COLUMN, Scorer, subgoal_text
+from goalcover_hf.columns import TRUNCATED_COLUMN
+from goalcover_hf.prompts import subgoal_text
+from goalcover_hf.scorer import Scorer
 from goalcover_hf.truncation import CharCounter, fit_text
 
 CUT = re.compile(r"\n\[\.\.\. (\d+) tokens cut \.\.\.\]\n")

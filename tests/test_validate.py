@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from goalcover_hf.scorer import Judgement, Scorer
+from goalcover_hf.columns import Judgement
+from goalcover_hf.scorer import Scorer
 from goalcover_hf.validate import cohens_d, relative_degradation, summarize, validate
 
 

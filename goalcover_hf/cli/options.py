@@ -136,7 +136,7 @@ def add_judge_options(parser: argparse.ArgumentParser, from_run: bool, model_loa
     Returns:
         The "judging" argument group, for a command's own judging flags.
     """
-    from ..scorer import DEFAULT_MODE, MODES
+    from ..judge import DEFAULT_MODE, MODES
 
     run, default = "the run's", (lambda value: "the run's" if from_run else value)
     add_model_options(parser, run if from_run else "embedded", run if from_run else "transformers")

@@ -20,7 +20,9 @@ ROW_PREFIX = re.compile(r"^row \d+: ")  # errors about one row's input say which
 
 def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``score`` and ``cache``."""
-    from ..scorer import EXPLAIN, Scorer
+    from ..explain import DEFAULT_PER_SUBGOAL
+    from ..judging import EXPLAIN
+    from ..scorer import Scorer
 
     p = sub.add_parser("score", parents=parents, help="score every sample against every subgoal")
     p.add_argument("--data", required=True, help="a .jsonl/.json/.csv/.parquet file, a folder, or a Hub dataset id")
@@ -30,7 +32,11 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     judging = add_judge_options(p, from_run=False)
     explain = inspect.signature(Scorer).parameters["explain"].default
     judging.add_argument("--explain", choices=EXPLAIN,
-                         help=f"logprobs mode: which pairs get explanations (default: {explain})")
+                         help=f"logprobs mode: which pairs get explanations: sample (a seeded draw of low-scoring "
+                         f"pairs per subgoal, after scoring), low, all or none (default: {explain})")
+    judging.add_argument("--explain-budget", type=COUNT, metavar="N", default=DEFAULT_PER_SUBGOAL,
+                         help=f"with --explain sample: most low-scoring pairs explained per subgoal "
+                         f"(default {DEFAULT_PER_SUBGOAL})")
     add_report_options(p, samples=False, coverage=False, threshold=str(DEFAULT_THRESHOLD))
     p.add_argument("--num-proc", type=COUNT, metavar="N",
                    help="worker processes for datasets.map (each opens its own engine)")
@@ -78,6 +84,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     try:
         annotated = ds.map(scorer, batched=True, batch_size=c.batch_size, with_indices=True, num_proc=args.num_proc,
                            features=scorer.features(ds.features), desc="goalcover score")
+        if c.explain == "sample":
+            from ..explain import explain_sample
+
+            note(f"Explaining up to {args.explain_budget} low-scoring pairs per subgoal")
+            annotated = explain_sample(annotated, scorer, per_subgoal=args.explain_budget)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_resume_note(scorer, started)) from None
     cut = [n for n in annotated[TRUNCATED_COLUMN] if n]
@@ -95,6 +106,7 @@ def cmd_score(args: argparse.Namespace) -> int:
              f"{example}; each pair's gc_<subgoal>_error column says why")
     provenance = scorer.provenance() | {
         "data": args.data, "split": args.split, "limit": args.limit, "embedded": scorer.is_embedded,
+        **({"explain_budget": args.explain_budget} if c.explain == "sample" else {}),
         "truncation": {"context_tokens": scorer.context_tokens, "rows_cut": len(cut), "tokens_cut": sum(cut)}}
     Run(annotated, scorer.spec, provenance).save(out, overwrite=args.overwrite)
     if args.jsonl:
