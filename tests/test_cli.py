@@ -403,3 +403,15 @@ def test_score_refuses_an_existing_jsonl_before_scoring(tmp_path, data, spec_fil
                  "-o", str(tmp_path / "run"), "--jsonl", str(rows)]) == 2
     assert "rows.out.jsonl exists" in capsys.readouterr().err
     assert rows.read_text() == "mine\n" and not (tmp_path / "run").exists()
+
+
+def test_score_explains_a_budgeted_sample_of_low_pairs_by_default(tmp_path, tiny_model, data, spec_file, spec):
+    out = tmp_path / "run"
+    assert main(["score", "--data", str(data), "--spec", str(spec_file), "--model", tiny_model, "--threshold", "5",
+                 "--explain-budget", "1", "--no-cache", "-o", str(out)]) == 0
+    run = Run.load(out)
+    assert run.provenance["scorer"]["explain"] == "sample" and run.provenance["explain_budget"] == 1
+    for sub in spec.subgoals:
+        scores = run.dataset[f"gc_{sub.id}_score"]
+        explained = [e for e in run.dataset[f"gc_{sub.id}_explanation"] if e is not None]
+        assert len(explained) == min(1, sum(1 for s in scores if s is not None and s < 5)), sub.id
