@@ -9,12 +9,16 @@ Then, for each number n of labels per subgoal (``--n-labels``, default 0,10,20,4
 (default 200), labels are drawn from the truth the way ``goalcover label`` draws them
 (:func:`goalcover_hf.labels.pick_pairs`: stratified over the judge's score levels, which is the weighting
 :func:`goalcover_hf.ppi.calibrated_coverage` post-stratifies by) and the coverage is estimated. Against the true coverage
-of the scored rows, per subgoal: the raw judge figure's absolute error; the estimate's mean absolute error, how often
-its 95% interval contains the truth and its mean width; and the labels-only baseline at the same n: the Wilson
-interval (finite-population corrected, like the calibrated one) on n labels drawn uniformly, its width and how often it
-contains the truth. With n=0 the estimate is the raw figure with its sampling interval (zero width when every row was
-scored): what a user without labels sees. The ``uniform`` block repeats the calibrated figures with the n labels drawn
-uniformly instead of stratified. Each subgoal also gets the judge's AUC (its expected score against the truth).
+of the scored rows, per subgoal: the raw judge figure's absolute error (``error_raw``); the estimate's mean absolute and
+mean signed error (``error_estimate``, ``bias_estimate``), how often its 95% interval contains the truth
+(``coverage_rate``) and its mean width (``mean_width``); the labels-only baseline at the same n, n labels drawn
+uniformly: the error of their share and the Wilson interval (finite-population corrected, like the calibrated one), its
+width and how often it contains the truth (``labels_only_*``); and, where calibrated, the mean power-tuning weight and
+interval quantile (``mean_lam``, ``mean_quantile``). With n=0 the estimate is the raw figure with its sampling interval
+(zero width when every row was scored): what a user without labels sees. The ``uniform`` block repeats the calibrated
+figures with the n labels drawn uniformly instead of stratified. Each subgoal also gets the judge's AUC (its expected
+score against the truth); the line's figures are the subgoals' averages, ``width_ratio`` = mean_width /
+labels_only_width.
 
 Judges (``--judge``):
     controlled   a synthetic judge, no model: expected = 1 + 4 sigmoid(slope (2 truth + noise - q)), with q placed per
@@ -169,7 +173,7 @@ def measure(expected: dict, scores: dict, truth: dict, n: int, seeds: int, thres
             uniform: bool = True) -> dict[str, dict[str, Any]]:
     """Per subgoal, over ``seeds`` draws of ``n`` labels: the figures of the module docstring (unrounded)."""
     true = {s: float(np.mean([t for t, e in zip(truth[s], expected[s]) if e is not None])) for s in expected}
-    keys = ("err", "signed", "hit", "width", "calibrated", "u_err", "u_hit", "u_width", "lo_err", "lo_hit", "lo_width")
+    keys = ("err", "signed", "hit", "width", "calibrated", "lam", "quantile", "u_err", "u_hit", "u_width", "lo_err", "lo_hit", "lo_width")
     acc = {s: {k: [] for k in keys} for s in expected}
     raw = {}
     for seed in range(seeds):
@@ -184,6 +188,9 @@ def measure(expected: dict, scores: dict, truth: dict, n: int, seeds: int, thres
             a["hit"].append(est.low <= t <= est.high)
             a["width"].append(est.high - est.low)
             a["calibrated"].append(est.method == "calibrated")
+            if est.method == "calibrated":
+                a["lam"].append(est.lam)
+                a["quantile"].append(est.quantile)
             a["u_err"].append(abs(u.estimate - t))
             a["u_hit"].append(u.low <= t <= u.high)
             a["u_width"].append(u.high - u.low)
@@ -202,7 +209,9 @@ def measure(expected: dict, scores: dict, truth: dict, n: int, seeds: int, thres
                   "coverage_rate": np.mean(a["hit"]), "mean_width": np.mean(a["width"]),
                   "labels_only_error": np.mean(a["lo_err"]) if a["lo_err"] else None, "labels_only_width": np.mean(a["lo_width"]),
                   "labels_only_coverage_rate": np.mean(a["lo_hit"]),
-                  "calibrated_share": np.mean(a["calibrated"])}
+                  "calibrated_share": np.mean(a["calibrated"]),
+                  "mean_lam": np.mean(a["lam"]) if a["lam"] else None,
+                  "mean_quantile": np.mean(a["quantile"]) if a["quantile"] else None}
         if uniform and n:
             out[s]["uniform"] = {"error_estimate": np.mean(a["u_err"]), "coverage_rate": np.mean(a["u_hit"]),
                                  "mean_width": np.mean(a["u_width"])}
@@ -221,7 +230,7 @@ def summarize(per: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return _r(np.mean(values)) if values else None
 
     keys = ("error_raw", "error_estimate", "bias_estimate", "coverage_rate", "mean_width", "labels_only_error",
-            "labels_only_width", "labels_only_coverage_rate", "calibrated_share")
+            "labels_only_width", "labels_only_coverage_rate", "calibrated_share", "mean_lam", "mean_quantile")
     line = {k: avg(k) for k in keys}
     line["width_ratio"] = _r(line["mean_width"] / line["labels_only_width"]) if line["labels_only_width"] else None
     line["uniform"] = None
