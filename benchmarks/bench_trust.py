@@ -125,6 +125,8 @@ def load_cache(path: Path, key: dict[str, Any]) -> dict[str, Any]:
 def score_rows(scorer, rows: Sequence[dict], cache_dir: Path, chunk: int = 8, log=print) -> tuple[dict, dict, dict]:
     """Score every row through ``scorer``, reading back rows already in the cache file and saving after each chunk.
 
+    A row is scored again when its text changed or one of its pairs has no score (the judge failed on it).
+
     Returns:
         ``(expected, scores, info)``: per subgoal, a value per row (None where the pair has no score), and where the
         scores are kept, how long scoring took (measured when they were made) and how many rows this run scored.
@@ -133,7 +135,12 @@ def score_rows(scorer, rows: Sequence[dict], cache_dir: Path, chunk: int = 8, lo
     path = cache_file(cache_dir, key)
     data = load_cache(path, key)
     subgoals = scorer.spec.subgoals
-    todo = [r for r in rows if data["rows"].get(r["id"], {}).get("text") != _text_hash(r["text"])]
+
+    def done(row):  # scored from this very text, every pair with a score (a pair that failed is asked again)
+        kept = data["rows"].get(row["id"], {})
+        return kept.get("text") == _text_hash(row["text"]) and None not in kept["score"].values()
+
+    todo = [r for r in rows if not done(r)]
     for start in range(0, len(todo), chunk):
         part = todo[start:start + chunk]
         began = time.perf_counter()
@@ -173,7 +180,8 @@ def measure(expected: dict, scores: dict, truth: dict, n: int, seeds: int, thres
             uniform: bool = True) -> dict[str, dict[str, Any]]:
     """Per subgoal, over ``seeds`` draws of ``n`` labels: the figures of the module docstring (unrounded)."""
     true = {s: float(np.mean([t for t, e in zip(truth[s], expected[s]) if e is not None])) for s in expected}
-    keys = ("err", "signed", "hit", "width", "calibrated", "lam", "quantile", "u_err", "u_hit", "u_width", "lo_err", "lo_hit", "lo_width")
+    keys = ("err", "signed", "hit", "width", "calibrated", "lam", "quantile", "u_err", "u_hit", "u_width", "lo_err",
+            "lo_hit", "lo_width")
     acc = {s: {k: [] for k in keys} for s in expected}
     raw = {}
     for seed in range(seeds):
@@ -293,6 +301,11 @@ def main(argv: Sequence[str] | None = None, scorer=None) -> int:
         head = {"judge": name, "model": c.model_identity,
                 "engine": c.engine, "method": c.method, "mode": c.mode, "prompt_version": c.prompt_version}
     unscored = {s: sum(v is None for v in values) for s, values in expected.items()}
+    # a subgoal without a single score has no figure to measure (unscored_pairs says so)
+    expected = {s: v for s, v in expected.items() if unscored[s] < len(rows)}
+    if not expected:
+        raise GoalcoverError("the judge scored no pair at all; its log above says why")
+    scores = {s: scores[s] for s in expected}
     for n in args.n_labels:
         began = time.perf_counter()
         per = measure(expected, scores, truth, n, args.seeds, args.threshold, uniform=not args.no_uniform)

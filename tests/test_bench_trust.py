@@ -91,9 +91,10 @@ def test_uniform_pairs_draw_distinct_scored_rows():
     assert sorted(r for r, s in pairs if s == "b") == [3, 4, 5]
 
 
-def digit_scorer(spec, fail_after=None):
+def digit_scorer(spec, fail_after=None, fail_on=None):
     """A scorer whose engine puts its weight on 5 when the subgoal's key word is in the sample, else on 1; it raises
-    after ``fail_after`` chats, as a run that is interrupted."""
+    after ``fail_after`` chats, as a run that is interrupted, and gives no answer (a failed pair) on samples holding
+    ``fail_on``."""
     words = {"type_hints": "->", "doctest_example": ">>>", "comment": "#", "docstring": '"""', "while_loop": "while",
              "compares_values": "=="}
 
@@ -104,7 +105,13 @@ def digit_scorer(spec, fail_after=None):
         sub = next(s for s in spec.subgoals if s.description in subgoal)
         return [0.05, 0.05, 0.1, 0.2, 0.6] if words[sub.id] in sample else [0.6, 0.2, 0.1, 0.05, 0.05]
 
-    engine = DigitEngine(probs)
+    class Engine(DigitEngine):
+        def choice_probs(self, chats, choices):  # a chat it cannot score gets None, as a server's failed request
+            answers = super().choice_probs(chats, choices)
+            return [None if fail_on is not None and fail_on in chat[-1]["content"] else a
+                    for chat, a in zip(chats, answers)]
+
+    engine = Engine(probs)
     return Scorer(spec, engine=engine, explain="none", cache=False), engine
 
 
@@ -140,6 +147,24 @@ def test_model_judge_scores_are_cached_and_an_interrupted_run_resumes(capsys, tm
     strip = ("wall_seconds", "measure_seconds", "score_seconds", "rows_scored_now")
     assert [{k: v for k, v in line.items() if k not in strip} for line in again] == [
         {k: v for k, v in line.items() if k not in strip} for line in lines]
+
+
+def test_a_failed_pair_is_not_kept_as_a_score_and_its_row_is_asked_again(capsys, tmp_path):
+    spec = tt.load_spec()
+    rows, _, _ = tt.load_truth(8, 2)
+    argv = ["--judge", "digits", "--n-rows", "8", "--row-seed", "2", "--seeds", "2", "--n-labels", "0",
+            "--cache-dir", str(tmp_path)]
+    scorer, _ = digit_scorer(spec, fail_on=rows[3]["text"])
+    line, = run(capsys, *argv, scorer=scorer)
+    assert set(line["unscored_pairs"].values()) == {1}  # every subgoal of that one row
+    truth = tt.load_truth(8, 2)[2]["while_loop"]
+    assert line["per_subgoal"]["while_loop"]["true"] == pytest.approx(np.mean(truth[:3] + truth[4:]), abs=1e-4)
+    scorer, engine = digit_scorer(spec)
+    line, = run(capsys, *argv, scorer=scorer)
+    assert len(engine.scored) == 6 and set(line["unscored_pairs"].values()) == {0}
+    scorer, _ = digit_scorer(spec, fail_on="")  # every pair fails
+    with pytest.raises(GoalcoverError, match="the judge scored no pair at all"):
+        bt.main([*argv, "--cache-dir", str(tmp_path / "other")], scorer=scorer)
 
 
 def test_a_cache_file_that_is_not_one_is_an_error_naming_it(capsys, tmp_path):
