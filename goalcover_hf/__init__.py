@@ -8,6 +8,8 @@ from .decompose import decompose  # light: the engine loads only when a proposal
 from .errors import GoalcoverError
 from .filtering import filter
 from .gaps import find_gaps
+from .label_import import import_labels
+from .labels import Labels
 from .models import resolve_model
 from .scorer import Scorer, score
 from .spec import GoalSpec, SpecError, Subgoal
@@ -30,7 +32,7 @@ def metric_path() -> str:
 __all__ = [
     "GoalSpec", "Subgoal", "SpecError", "Scorer", "score", "compute_coverage", "coverage_from_scores",
     "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
-    "filter", "synthesize", "validate", "GoalcoverError",
+    "filter", "synthesize", "validate", "GoalcoverError", "Labels", "import_labels",
 ]
 
 

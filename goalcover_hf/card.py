@@ -1,5 +1,10 @@
 """The dataset card: a "Capability coverage" section between goalcover's own markers and a ``goalcover`` key in
-the YAML header. Everything else in the README stays byte for byte."""
+the YAML header. Everything else in the README stays byte for byte.
+
+The section and the key carry every coverage figure with its interval, its decision against the target and what it
+rests on (the judge's opinion, or calibrated on human labels), and say how far to trust them: the judge's agreement
+with the labels, the corruption experiment when the run has one, or, when nothing was checked, that the figures are
+the judge's uncalibrated opinion and how to check them."""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from .errors import GoalcoverError
 from .files import atomic_path
 from .gaps import Gap
 from .models import EMBEDDED_WARNING
+from .ppi import MIN_LABELS
+from .trust import DEFAULT_HALF_WIDTH, check_figures
 
 START = "<!-- goalcover:start -->"
 END = "<!-- goalcover:end -->"
@@ -31,9 +38,18 @@ class CardError(GoalcoverError):
     """A README the tool cannot update safely; the message names the file and what to fix."""
 
 
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
 def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap],
                  target: Target | None = None) -> dict[str, Any]:
     """The machine-readable summary stored under the YAML header's ``goalcover`` key.
+
+    Per subgoal: ``coverage`` (the figure shown; None with no evidence), its interval ``low``/``high``, ``decision``
+    (gap / covered / uncertain / no evidence), ``method`` (``judge`` or ``calibrated``), ``labels``, and the judge's
+    ``judge_coverage``, ``support``, ``scored`` and ``mean``. With labels, ``agreement`` holds each subgoal's AUC,
+    kappa and verdict; ``validation`` the corruption experiment's summary when the run has one.
 
     Args:
         report (:class:`CoverageReport`): the coverage to show.
@@ -44,7 +60,12 @@ def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[
     Returns:
         ``dict[str, Any]``: goal, judge, settings, per-subgoal figures and the gap ids, ranked.
     """
-    target = target or Target(min_fraction=report.min_coverage)
+    target = target or report.target
+    agreement = None
+    if report.agreement is not None:
+        figures = check_figures(report)["subgoals"]
+        agreement = {sid: {"labels": f["labels"], "auc": _round(f["auc"]), "kappa": _round(f["kappa"]),
+                           "verdict": f["verdict"]} for sid, f in figures.items()}
     return {
         "goal": provenance.get("goal"),
         "spec_hash": provenance.get("spec_hash"),
@@ -57,15 +78,34 @@ def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[
         "min_coverage": report.min_coverage,
         "target": {"min_fraction": target.min_fraction, "min_samples": target.min_samples},
         "rows": report.rows,
+        "sample": report.sample,
         "truncated_rows": report.truncated_rows,
+        "confidence": report.confidence,
+        "labels": report.labels,
         "mean_coverage": round(report.mean_coverage, 4),
         "subgoals": {
-            s.id: {"coverage": round(s.coverage, 4), "support": s.support, "scored": s.scored,
-                   "mean": round(s.mean, 3) if s.mean is not None else None}
+            s.id: {"coverage": _round(s.coverage) if s.decision != "no evidence" else None, "low": _round(s.low),
+                   "high": _round(s.high), "decision": s.decision, "method": s.method, "labels": s.labels,
+                   "judge_coverage": _round(s.judge_coverage), "support": s.support, "scored": s.scored,
+                   "mean": _round(s.mean, 3)}
             for s in report.subgoals
         },
         "gaps": [g.subgoal for g in gaps],  # ranked, largest shortfall first
+        "uncertain": [s.id for s in report.uncertain],
+        "agreement": agreement,
+        "validation": _plain(report.validation),
     }
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, numbers as Python floats: what YAML writes and the Hub reads back alike."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return _round(value)
+    return value
 
 
 def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap], plot: str = PLOT_NAME,
@@ -96,10 +136,11 @@ def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: lis
         if template
         else resources.files("goalcover_hf.card_templates").joinpath("coverage_section.md.j2").read_text("utf-8")
     )
-    target = target or Target(min_fraction=report.min_coverage)
+    target = target or report.target
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=False)
     return env.from_string(source).render(
         report=report, provenance=provenance, gaps=gaps, plot=plot, heatmap=heatmap, goal=provenance.get("goal"),
+        trust=check_figures(report, DEFAULT_HALF_WIDTH), validation=report.validation, min_labels=MIN_LABELS,
         embedded_warning=EMBEDDED_WARNING if provenance.get("embedded") else None,
         target_text=target.describe(), gap_rank={g.subgoal: g.rank or k + 1 for k, g in enumerate(gaps)},
         gap_meta=gap_meta, settings=(gap_meta or {}).get("settings", {"low_score": None}),
@@ -214,8 +255,8 @@ def build_card(text: str, report: CoverageReport, provenance: dict[str, Any], ga
                              gap_meta=gap_meta, repo_id=repo_id)
     merged = merge_card(text, section, card_summary(report, provenance, gaps, target), source)
     folder = Path(folder)
-    target = target or Target(min_fraction=report.min_coverage)
-    line = max(target.min_fraction, target.min_samples / report.rows if report.rows else 0.0)
+    target = target or report.target
+    line = target.fraction(report.population) if report.population else target.min_fraction
     plots = [
         coverage_plot(report, folder / PLOT_NAME, gap_ids=[g.subgoal for g in gaps], target_fraction=line,
                       target_label=f"target: {target.describe()}"),

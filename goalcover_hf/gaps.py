@@ -4,7 +4,8 @@ For every subgoal short of the target, the explanations of its low-scoring pairs
 embedded with all-MiniLM-L6-v2 and clustered (agglomerative, average linkage, cosine distance cut at ``distance``:
 deterministic, no random state), so that many rows saying the same thing become one theme. A model names each
 theme (Outlines schema: title, one sentence, subgoal id); every theme keeps the ids of all its rows and quotes its
-most central explanations. Subgoals with no supporting sample are gaps even with nothing to cluster.
+most central explanations. A subgoal is a gap when its coverage interval lies below the target (the report's
+decision: see :mod:`goalcover_hf.coverage`); a subgoal with no scored row is no evidence, never a gap.
 
 ``gaps.json`` (schema ``goalcover.gaps``, version :data:`GAPS_SCHEMA_VERSION`)::
 
@@ -20,6 +21,7 @@ most central explanations. Subgoals with no supporting sample are gaps even with
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any, Literal, Sequence
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .columns import score_columns
-from .coverage import CoverageReport, Target, iter_low
+from .coverage import CoverageReport, SubgoalCoverage, Target, interval_text, iter_low
 from .embeddings import DEFAULT_DISTANCE, EMBEDDING_NAME, central_order, cluster_vectors, embed
 from .errors import OutputExistsError
 from .files import atomic_write_text
@@ -81,7 +83,10 @@ class Gap:
     Attributes:
         subgoal (``str``), name (``str``): the subgoal.
         coverage (``float``), support (``int``), scored (``int``): as in its :class:`SubgoalCoverage`.
-        required (``int``), shortfall (``int``): the support its :class:`Target` asks for, and what is missing.
+        low, high (``float``), method (``str``), labels (``int``): the coverage's interval, what it rests on
+            (``"judge"`` or ``"calibrated"``) and the human labels behind it.
+        required (``int``), shortfall (``int``): the supporting scored rows its :class:`Target` asks for, and how
+            many are missing (from the calibrated estimate when there is one).
         rank (``int``): 1 for the largest shortfall relative to ``required``.
         low_pairs (``int``), unexplained (``int``): pairs at or below the low score; those without an explanation.
         themes (``list[Theme]``): largest first.
@@ -95,6 +100,10 @@ class Gap:
     coverage: float
     support: int
     scored: int
+    low: float | None = None
+    high: float | None = None
+    method: str = "judge"
+    labels: int = 0
     required: int = 1
     shortfall: int = 0
     rank: int = 0
@@ -225,8 +234,8 @@ def find_gaps(
         spec (:class:`GoalSpec`): the spec they were scored with.
         report (:class:`CoverageReport`): their coverage (support counts and threshold come from it).
         evidence (``int``, defaults to 3): how many lowest-scoring rows to keep per gap.
-        target (:class:`Target`, *optional*): support each subgoal needs (default: ``report.min_coverage`` of the
-            scored rows).
+        target (:class:`Target`, *optional*): the coverage each subgoal needs (default: the report's target, whose
+            decisions it keeps; another target is decided afresh on the report's intervals).
         low_score (``int``, *optional*): pairs scoring at or below this are analysed (default:
             ``report.threshold - 1``, every pair that does not support the subgoal).
         cluster (``bool``, defaults to ``True``): embed and cluster explanations into themes (loads
@@ -246,7 +255,7 @@ def find_gaps(
         >>> gaps = find_gaps(ds, spec, report, namer="embedded")
         >>> save_gaps("gaps.json", gaps_document(gaps, spec, report, run.provenance, settings={}))
     """
-    target = target or Target(min_fraction=report.min_coverage)
+    target = target or report.target
     low_score = report.threshold - 1 if low_score is None else low_score
     if isinstance(namer, str):
         from .engines import get_engine
@@ -254,16 +263,13 @@ def find_gaps(
         namer = get_engine(namer)
     gaps, explained_by = [], {}
     for s in report.subgoals:
-        required = target.required(s.scored)
-        if s.support >= required:
+        if report.decide(s, target) != "gap":
             continue
         pairs = _low_pairs(annotated, s.id, low_score)
         explained = [p for p in pairs if p["explanation"]]
-        gaps.append(Gap(
-            subgoal=s.id, name=s.name, coverage=s.coverage, support=s.support, scored=s.scored, required=required,
-            shortfall=required - s.support, low_pairs=len(pairs), unexplained=len(pairs) - len(explained),
-            evidence=list(iter_low(annotated, spec, s.id, evidence)),
-        ))
+        gaps.append(refresh(Gap(subgoal=s.id, name=s.name, coverage=s.coverage, support=s.support, scored=s.scored,
+                                low_pairs=len(pairs), unexplained=len(pairs) - len(explained),
+                                evidence=list(iter_low(annotated, spec, s.id, evidence))), s, report, target))
         explained_by[s.id] = explained
     position = {s.id: k for k, s in enumerate(spec.subgoals)}
     gaps.sort(key=lambda g: (-g.shortfall / g.required, -g.shortfall, position[g.subgoal]))
@@ -272,6 +278,16 @@ def find_gaps(
     if cluster:
         _add_themes(gaps, explained_by, spec, namer, distance, min_theme, max_themes)
     return gaps
+
+
+def refresh(gap: Gap, s: SubgoalCoverage, report: CoverageReport, target: Target) -> Gap:
+    """Set a gap's figures from the report's: coverage, interval, method, labels, and the supporting scored rows the
+    target asks for with how many are missing (from the calibrated estimate when there is one)."""
+    gap.coverage, gap.low, gap.high, gap.method, gap.labels = s.coverage, s.low, s.high, s.method, s.labels
+    gap.support, gap.scored = s.support, s.scored
+    gap.required = max(1, math.ceil(round(target.fraction(report.population) * s.scored, 9)))
+    gap.shortfall = max(1, math.ceil(round(gap.required - s.coverage * s.scored, 9)))
+    return gap
 
 
 def _add_themes(gaps: list[Gap], explained_by, spec: GoalSpec, namer, distance, min_theme, max_themes) -> None:
@@ -384,13 +400,17 @@ def load_gaps(path: str | Path, spec: GoalSpec, report: CoverageReport, target: 
         return None, f"{path} is not a goalcover gaps file"
     if doc.get("schema_version") != GAPS_SCHEMA_VERSION:
         return None, f"{path} has schema version {doc.get('schema_version')}, this goalcover reads {GAPS_SCHEMA_VERSION}"
-    target = target or Target(min_fraction=report.min_coverage)
+    target = target or report.target
     settings = doc.get("settings", {})
     if doc.get("spec_hash") != spec.content_hash():
         return None, f"{path} was made with another spec"
     if settings.get("threshold") != report.threshold or settings.get("target") != asdict(target):
         return None, f"{path} was made with another threshold or target ({settings.get('threshold')}, {settings.get('target')})"
-    return [Gap.from_dict(g) for g in doc["gaps"]], ""
+    gaps = [Gap.from_dict(g) for g in doc["gaps"]]
+    by_id = {s.id: s for s in report.subgoals}
+    if {g.subgoal for g in gaps} != {s.id for s in report.subgoals if report.decide(s, target) == "gap"}:
+        return None, f"{path} names other gaps than the coverage decides now (labels or rows changed since)"
+    return [refresh(g, by_id[g.subgoal], report, target) for g in gaps], ""
 
 
 # ---- terminal -----------------------------------------------------------------------------------------------------
@@ -405,13 +425,11 @@ def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
         ``str``
     """
     if not gaps:
-        return "No gaps: every subgoal reaches its target support."
+        return "No gaps: no subgoal falls short of the target with 95% confidence."
     lines = [f"{len(gaps)} gap(s), ranked by shortfall" + (f" (target: {target.describe()})" if target else "")]
     for g in gaps:
-        lines.append(
-            f"\n{g.rank}. GAP {g.subgoal} ({g.name}): {g.support}/{g.scored} samples support it ({g.coverage:.0%}); "
-            f"needs {g.required}, short by {g.shortfall}"
-        )
+        lines.append(f"\n{g.rank}. GAP {g.subgoal} ({g.name}): {gap_figures(g)}; needs {g.required}, short by "
+                     f"{g.shortfall}")
         if g.low_pairs:
             lines.append(f"   {g.low_pairs} low-scoring pairs, {g.unexplained} without an explanation")
         for t in g.themes:
@@ -429,6 +447,15 @@ def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
                 why = _clip(ev["explanation"] or "(no explanation)", 140)
                 lines.append(f"   row {ev['id']}: score {ev['score']}: {why}")
     return "\n".join(lines)
+
+
+def gap_figures(g: Gap) -> str:
+    """A gap's coverage in words, with its interval and what it rests on."""
+    if g.method == "calibrated":
+        return (f"calibrated coverage {g.coverage:.0%}, 95% interval {interval_text(g.low, g.high)}, from {g.labels} "
+                f"labels (the judge: {g.support}/{g.scored})")
+    return (f"{g.support}/{g.scored} samples support it ({g.coverage:.0%}, 95% interval "
+            f"{interval_text(g.low, g.high)}, the judge's opinion)")
 
 
 def _ids(ids: Sequence[Any], limit: int = 12) -> str:

@@ -415,3 +415,22 @@ def test_score_explains_a_budgeted_sample_of_low_pairs_by_default(tmp_path, tiny
         scores = run.dataset[f"gc_{sub.id}_score"]
         explained = [e for e in run.dataset[f"gc_{sub.id}_explanation"] if e is not None]
         assert len(explained) == min(1, sum(1 for s in scores if s is not None and s < 5)), sub.id
+
+
+def test_trust_commands_and_flags_are_registered(capsys):
+    assert {"label", "check"} <= set(subcommands())
+    assert {"--per-subgoal", "--seed", "--import", "--id-column"} <= flags("label")
+    assert {"--half-width", "--json", "--threshold", "--min-coverage", "--min-samples"} <= flags("check")
+    assert {"--sample", "--seed"} <= flags("score")
+    with pytest.raises(SystemExit):
+        main(["check", "run", "--half-width", "2"])
+    assert "argument --half-width: must be within 0..1, got 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["score", "--data", "d", "--spec", "s", "-o", "o", "--sample", "0"])
+    assert "argument --sample: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_label_and_check_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    for command in ("label", "check"):
+        assert main([command, str(tmp_path)]) == 2
+        assert "not a goalcover run folder" in capsys.readouterr().err

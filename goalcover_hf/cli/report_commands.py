@@ -63,13 +63,12 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def measure(run, args: argparse.Namespace):
-    """``(CoverageReport, Target)`` of ``run`` under the report options (threshold: the run's unless given)."""
-    from ..coverage import compute_coverage
-    from ..gaps import Target
+    """``(CoverageReport, Target)`` of ``run`` under the report options (threshold: the run's unless given), with
+    the run's labels, row sample and validation report."""
+    from ..trust import run_coverage
 
-    report = compute_coverage(run.dataset, run.spec, threshold=args.threshold or run.threshold,
-                              min_coverage=args.min_coverage)
-    return report, Target(min_fraction=args.min_coverage, min_samples=args.min_samples)
+    report = run_coverage(run, args.threshold, args.min_coverage, args.min_samples)
+    return report, report.target
 
 
 @dataclass
@@ -110,6 +109,14 @@ def _embedded_note(run) -> None:
         print(f"\nNOTE: {EMBEDDED_WARNING}")
 
 
+def trust_hint(run, report) -> None:
+    """Say, when no figure is calibrated, how to check the judge's opinion."""
+    if not any(s.method == "calibrated" for s in report.subgoals):
+        had = f" ({report.labels} so far, too few per subgoal)" if report.labels else ""
+        print(f"\nThese figures are the judge's uncalibrated opinion{had}. To check them: goalcover label "
+              f"{run.path}, then goalcover check {run.path}")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the coverage table and the gaps of a run (or all of it as JSON)."""
     from ..gaps import gaps_text
@@ -126,6 +133,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(got.report.table())
     print()
     print(gaps_text(got.gaps, got.target))
+    if got.report.uncertain:
+        print("\nUncertain (the interval straddles the target): " + ", ".join(
+            f"{s.id} ({s.coverage:.0%}, {s.interval})" for s in got.report.uncertain))
+    trust_hint(run, got.report)
     _embedded_note(run)
     return 0
 
