@@ -142,6 +142,11 @@ class SubgoalCoverage:
                                     if self.labels else "")
 
     @property
+    def fully_labelled(self) -> bool:
+        """Calibrated on a label for every scored row: the figure is the labels' own share, exactly."""
+        return self.method == "calibrated" and self.labels >= self.scored
+
+    @property
     def interval(self) -> str:
         """The interval as text, e.g. ``"[12%, 30%]"`` (``"-"`` with no evidence)."""
         return interval_text(self.low, self.high)
@@ -282,6 +287,10 @@ class CoverageReport:
         if any(s.method == "calibrated" for s in self.subgoals):
             lines.append("calibrated: the share of rows a person would say support the subgoal, estimated from the "
                          "human labels and the judge's scores (prediction-powered inference)")
+        full = [s.id for s in self.subgoals if s.fully_labelled]
+        if full:
+            lines.append(f"every scored row is labelled for {', '.join(full)}: the figure is the labels' own share, "
+                         "so its interval has no width" + ("" if not self.sample else " beyond the sampling of rows"))
         return lines
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from .agreement import FIGURES
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, compute_coverage
 from .errors import GoalcoverError
+from .labels import Labels
 from .ppi import MIN_LABELS
 from .spec import GoalSpec
 
@@ -52,8 +53,6 @@ def run_coverage(run: Any, threshold: int | None = None, min_coverage: float = D
         >>> report = run_coverage(Run.load("runs/medqa"))
     """
     if labels is None and run.path is not None:
-        from .labels import Labels
-
         labels = Labels.load(run.path)
     report = compute_coverage(run.dataset, run.spec, threshold or run.threshold, min_coverage, labels=labels,
                               min_samples=min_samples, sample=run_sample(run), min_labels=min_labels)
@@ -78,7 +77,6 @@ def validation_summary(path: str | Path, spec: GoalSpec) -> dict[str, Any] | Non
     return {"domain": doc.get("domain"), **{k: summary.get(k) for k in (
                 "target", "target_ci", "nontarget", "nontarget_ci", "d", "d_ci", "n_target", "n_nontarget")},
             "targets": {t["target"]: t["degradation"].get(t["target"]) for t in targets}}
-
 
 
 def _figures(agreement) -> dict[str, Any]:

@@ -221,13 +221,14 @@ def test_card_reports_a_validation_in_the_run_folder(run, capsys):
 
 
 # ---- score --sample ---------------------------------------------------------------------------------------------------
-ROWS = [{"id": f"q{k}", "question": f"Question {k}?", "answer": f"Answer {k}: take {k}00 mg."} for k in range(10)]
-
-
 @pytest.fixture
 def data(tmp_path):
+    """Ten question/answer rows, ids q0..q9."""
+    from datasets import Dataset
+
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    Dataset.from_dict({"id": [f"q{k}" for k in range(10)], "question": [f"Question {k}?" for k in range(10)],
+                       "answer": [f"Answer {k}: take {k}00 mg." for k in range(10)]}).to_json(str(path), lines=True)
     return path
 
 
@@ -238,7 +239,7 @@ def test_score_sample_records_the_draw_and_widens_the_intervals(tmp_path, tiny_m
     run = Run.load(tmp_path / "run")
     assert run.provenance["sample"] == {"rows": 4, "of": 10, "seed": 3}
     ids = run.dataset["id"]
-    assert len(ids) == 4 and ids == sorted(ids, key=lambda i: int(i[1:])) and set(ids) <= {r["id"] for r in ROWS}
+    assert len(ids) == 4 and ids == sorted(ids, key=lambda i: int(i[1:])) and set(ids) <= {f"q{k}" for k in range(10)}
     assert main(argv + ["-o", str(tmp_path / "again")]) == 0
     assert Run.load(tmp_path / "again").dataset["id"] == ids  # the seed decides the draw
     capsys.readouterr()
