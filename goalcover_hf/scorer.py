@@ -200,8 +200,9 @@ class Scorer:
             self._engine, engine, model = engine, engine.name, engine.identity
         extra = {"trust_remote_code": True if trust_remote_code else None, "max_context_tokens": max_context_tokens}
         extra["base_url"] = base_url
-        options = check_engine_options(engine, {**(engine_options or {}),
-                                                **{k: v for k, v in extra.items() if v is not None}})
+        given = {**(engine_options or {}), **{k: v for k, v in extra.items() if v is not None}}
+        # an engine instance need not be a registered backend: its options are recorded as given, not checked
+        options = tuple(sorted(given.items())) if self._engine else check_engine_options(engine, given)
         model, identity = (model, model) if self._engine else resolve_engine_model(model, engine, options)
         self.spec = spec
         self._cache = str(cache) if isinstance(cache, os.PathLike) else cache
