@@ -13,18 +13,31 @@ from tiny_model import build_tiny_model  # noqa: E402
 from goalcover_hf.spec import GoalSpec  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def session_cache(tmp_path_factory):
-    """One goalcover cache for the session, so the embedded model is converted at most once."""
-    return tmp_path_factory.mktemp("goalcover_cache")
+    """One goalcover cache for the session, so the embedded model is converted at most once. Set here, before any
+    fixture of a wider scope than a test runs (a module's scorer), so none of them reaches the user's cache."""
+    path = tmp_path_factory.mktemp("goalcover_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOALCOVER_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(autouse=True)
 def isolated_caches(tmp_path, monkeypatch, session_cache):
-    """Every cache (goalcover's, datasets') goes to temporary folders: tests never touch the user's."""
+    """Every cache (goalcover's, datasets') goes to temporary folders: tests never touch the user's.
+
+    Converted models are shared by the session; the pair cache is each test's own, so what one test's fake judge
+    said is never another test's cache hit.
+    """
     import datasets
 
-    monkeypatch.setenv("GOALCOVER_CACHE", str(session_cache))
+    shared_models = session_cache / "models"
+    shared_models.mkdir(exist_ok=True)
+    own = tmp_path / "gc_cache"
+    own.mkdir()
+    (own / "models").symlink_to(shared_models, target_is_directory=True)
+    monkeypatch.setenv("GOALCOVER_CACHE", str(own))
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
     yield
 

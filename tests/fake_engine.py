@@ -102,27 +102,32 @@ class FakeEngine(Engine):
         self.context, self.counter, self.wraps = context, counter, wraps
         self.name = name or (wraps.name if wraps else "fake")
         self.identity = identity or (wraps.identity if wraps else "fake-judge@1")
-        self.calls: list[Call] = []
+        self._calls: list[Call] = []
         self._lock = threading.Lock()
 
     # ---- what the test reads -----------------------------------------------------------------------------------
     @property
+    def calls(self) -> list[Call]:
+        """Every call so far, in order."""
+        return self._calls
+
+    @property
     def scored(self) -> list[Chat]:
         """Every chat asked for choice probabilities, in order."""
-        return [chat for call in self.calls if call.choices is not None for chat in call.chats]
+        return [chat for call in self._calls if call.choices is not None for chat in call.chats]
 
     @property
     def generated(self) -> list[tuple[str, Chat]]:
         """``(schema name, chat)`` of every chat asked to generate, in order."""
-        return [(call.schema.__name__, chat) for call in self.calls if call.schema is not None for chat in call.chats]
+        return [(call.schema.__name__, chat) for call in self._calls if call.schema is not None for chat in call.chats]
 
     def calls_to(self, method: str) -> list[Call]:
-        return [call for call in self.calls if call.method == method]
+        return [call for call in self._calls if call.method == method]
 
     def reset(self) -> None:
         """Forget the calls recorded so far (numbering for ``fail_on_call`` starts again too)."""
         with self._lock:
-            self.calls.clear()
+            self._calls.clear()
 
     # ---- the engine interface ----------------------------------------------------------------------------------
     def token_counter(self):
@@ -157,8 +162,8 @@ class FakeEngine(Engine):
     # ---- answers -----------------------------------------------------------------------------------------------
     def _record(self, method: str, groups: list[list[Chat]], **what) -> None:
         with self._lock:
-            self.calls.append(Call(method, groups, **what))
-            number = len(self.calls)
+            self._calls.append(Call(method, groups, **what))
+            number = len(self._calls)
         if self.gate is not None:
             self.entered.set()
             if not self.gate.wait(GATE_TIMEOUT_S):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from goalcover_hf.results import save_run
-from goalcover_hf.scorer import TRUNCATED_COLUMN, output_features, score_columns
+from goalcover_hf.columns import TRUNCATED_COLUMN, output_features, score_columns
 from goalcover_hf.spec import GoalSpec
 
 SPEC = GoalSpec(

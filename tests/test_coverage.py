@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from goalcover_hf.coverage import compute_coverage, coverage_from_scores
-from goalcover_hf.scorer import score_columns
+from goalcover_hf.columns import score_columns
 
 METRIC = str(Path(__file__).resolve().parents[1] / "metrics" / "goalcover")
 

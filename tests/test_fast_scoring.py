@@ -5,10 +5,10 @@ import torch
 from fake_engine import FakeEngine, chat_text
 from pydantic import BaseModel, Field
 
+from goalcover_hf import Scorer
 from goalcover_hf.engines import get_engine
 from goalcover_hf.engines.transformers import TransformersEngine
 from goalcover_hf.prompts import load_prompt
-from goalcover_hf.scorer import Scorer
 
 SAMPLES = [
     "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours, with food.",

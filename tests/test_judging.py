@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from goalcover_hf import judging
+from goalcover_hf import Scorer, judging
 from goalcover_hf.columns import Judgement
-from goalcover_hf.scorer import Scorer
 from goalcover_hf.spec import Subgoal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

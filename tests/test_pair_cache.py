@@ -7,9 +7,8 @@ import sys
 import pytest
 from fake_engine import sample_of
 
-from goalcover_hf import cli
+from goalcover_hf import Scorer, cli
 from goalcover_hf.cache import PairCache, pair_key
-from goalcover_hf.scorer import Scorer, subgoal_text
 
 SETTINGS = {"model": "m@1", "engine": "transformers", "prompt_version": "score_v1@abc", "mode": "logprobs",
             "max_new_tokens": 96}
@@ -132,10 +131,15 @@ def test_interrupted_run_resumes(spec, tmp_path, make_fake_engine):
     assert [sample_of(chat) for chat in resumed.scored] == ["s3", "s3", "s4", "s4"]
 
 
-def test_cache_key_uses_subgoal_text_not_id(spec):
-    a, b = spec.subgoals
-    renamed = a.model_copy(update={"id": "other_id"})
-    assert subgoal_text(renamed) == subgoal_text(a) != subgoal_text(b)
+def test_cache_key_uses_subgoal_text_not_id(spec, tmp_path, fake_engine):
+    path = tmp_path / "p.sqlite"
+    Scorer(spec, engine=fake_engine, cache=path).judge_texts(["s1"])
+    fake_engine.reset()
+    renamed = spec.model_copy(deep=True)
+    renamed.subgoals[0].id = "other_id"  # the same words under another id: a hit
+    renamed.subgoals[1].name = "Warns about risks"  # other words: a miss
+    Scorer(renamed, engine=fake_engine, cache=path).judge_texts(["s1"])
+    assert ["Warns about risks" in chat[-1]["content"] for chat in fake_engine.scored] == [True]
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------------

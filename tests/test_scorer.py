@@ -6,8 +6,8 @@ from datasets import Value, load_dataset
 from fake_engine import chat_text
 
 import goalcover_hf
+from goalcover_hf import Scorer
 from goalcover_hf.columns import score_columns
-from goalcover_hf.scorer import Scorer
 
 ROWS = [
     {"question": "How much ibuprofen?", "answer": "200 mg every 6 hours."},

@@ -9,10 +9,9 @@ import pickle
 import pytest
 from fake_engine import FakeEngine, sample_of, valid_instance
 
-from goalcover_hf import judging
+from goalcover_hf import Scorer, judging
 from goalcover_hf.cache import PairCache, pair_key
 from goalcover_hf.prompts import load_prompt
-from goalcover_hf.scorer import Scorer
 
 SAMPLE = "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours."
 PLAIN = [0, 0.6, 0, 0, 0.4]  # anchored prompt: argmax 2, expected 1.2 + 2.0 = 3.2

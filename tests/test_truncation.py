@@ -9,10 +9,10 @@ from datasets import Dataset
 from fake_engine import FakeEngine
 from fake_openai import ScriptedServer
 
+from goalcover_hf import Scorer
 from goalcover_hf.cli import main
 from goalcover_hf.columns import TRUNCATED_COLUMN
 from goalcover_hf.engines import get_counter, get_engine
-from goalcover_hf.scorer import Scorer
 from goalcover_hf.truncation import CharCounter, fit_text
 
 CUT = re.compile(r"\n\[\.\.\. (\d+) tokens cut \.\.\.\]\n")
