@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from .card import read_card, write_card
 from .coverage import CoverageReport, compute_coverage, coverage_from_scores
 from .decompose import decompose  # light: the engine loads only when a proposal is asked for
+from .errors import GoalcoverError
 from .filtering import filter
 from .gaps import find_gaps
 from .models import resolve_model
@@ -13,7 +14,14 @@ from .spec import GoalSpec, SpecError, Subgoal
 
 
 def metric_path() -> str:
-    """Path of the ``evaluate`` metric script: ``evaluate.load(goalcover_hf.metric_path())``."""
+    """Path of the ``evaluate`` metric script.
+
+    Returns:
+        ``str``: the script's path.
+
+    Example:
+        >>> evaluate.load(goalcover_hf.metric_path())
+    """
     from importlib import resources
 
     return str(resources.files("goalcover_hf.evaluate_metric").joinpath("goalcover.py"))
@@ -22,7 +30,7 @@ def metric_path() -> str:
 __all__ = [
     "GoalSpec", "Subgoal", "SpecError", "Scorer", "score", "compute_coverage", "coverage_from_scores",
     "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
-    "filter", "synthesize", "validate",
+    "filter", "synthesize", "validate", "GoalcoverError",
 ]
 
 

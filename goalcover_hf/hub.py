@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .card import CardError, build_card
-from .coverage import CoverageReport
-from .gaps import Gap, Target
+from .coverage import CoverageReport, Target
+from .errors import GoalcoverError
+from .gaps import Gap
 from .logging import get_logger
 
 logger = get_logger(__name__)
@@ -24,7 +25,7 @@ SPLIT = "train"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-class HubError(RuntimeError):
+class HubError(GoalcoverError):
     """The Hub cannot be used as asked; the message says what to do (it never contains a token)."""
 
 
@@ -46,7 +47,15 @@ def update_hub_card(repo_id: str, report: CoverageReport, provenance: dict[str, 
     """Update the card of an existing Hub dataset in place: download README.md, merge, upload with the charts.
 
     Everything in the card outside goalcover's section and ``goalcover`` key is kept byte for byte.
-    Returns the ``CommitInfo``.
+
+    Args:
+        repo_id (``str``): the dataset repo (``user/name``).
+        report, provenance, gaps, target, gap_meta, template: as in :func:`~goalcover_hf.card.render_section`.
+        revision (``str``, *optional*): the branch to update.
+        commit_message (``str``): the commit's message.
+
+    Returns:
+        ``CommitInfo``: the card commit; a :class:`HubError` says what to do when the Hub cannot be used.
 
     Example:
         >>> update_hub_card("user/my-dataset", report, run.provenance, gaps)
@@ -83,8 +92,15 @@ def push_run(run, repo_id: str, report: CoverageReport, gaps: list[Gap], *, priv
              template: str | Path | None = None) -> dict[str, Any]:
     """Push a run's annotated dataset (parquet, ``Dataset.push_to_hub``) and then its card and charts.
 
-    The repo is created if needed (``private`` applies then); ``revision`` is a branch, created if needed.
-    Returns ``{"dataset_commit": CommitInfo, "card_commit": CommitInfo, "url": str}``.
+    Args:
+        run (:class:`~goalcover_hf.results.ScoredRun`): the run folder's dataset and provenance.
+        repo_id (``str``): the dataset repo (``user/name``), created if needed.
+        report, gaps, target, gap_meta, template: as in :func:`~goalcover_hf.card.render_section`.
+        private (``bool``, defaults to ``False``): whether a new repo is private.
+        revision (``str``, *optional*): a branch, created if needed.
+
+    Returns:
+        ``dict``: ``{"dataset_commit": CommitInfo, "card_commit": CommitInfo, "url": str}``.
 
     Example:
         >>> push_run(load_run("out"), "user/my-dataset", report, gaps, private=True)

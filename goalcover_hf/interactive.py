@@ -1,7 +1,7 @@
-"""The decompose session: a numbered prompt loop, a thin layer over pure edit functions that tests call directly.
+"""The decompose session: a numbered prompt loop, a thin layer over the pure spec edits of :mod:`goalcover_hf.spec`.
 
-Every edit function takes a spec and returns a new one (ids kept valid and unique); :class:`Session` reads commands,
-calls them, re-runs the checks and prints the list with each subgoal's findings beside it. It needs nothing but
+:class:`Session` reads commands, calls the edits (each takes a spec and returns a new one, ids kept valid and
+unique), re-runs the checks and prints the list with each subgoal's findings beside it. It needs nothing but
 ``input``/``print``, so it works in any terminal and with piped stdin.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .checks import CHECKS, Checker, Finding, format_findings, with_findings
-from .decompose import Proposer, slug, to_spec
-from .spec import GoalSpec
+from .errors import GoalcoverError
+from .spec import OPTIONAL_FIELDS, GoalSpec, add, check_field, delete, edit, merge, move, replace, split
 
 HELP = """Commands (N = a subgoal number):
   accept N.. | accept all   mark as reviewed          edit N [FIELD]   change name, description, anchors
@@ -29,106 +29,25 @@ HELP = """Commands (N = a subgoal number):
 FIELD: name, description, low (score 1), mid (score 3), high (score 5), example, id. In edits, Enter keeps a value
 and '-' clears an optional one."""
 
-EDIT_FIELDS = ("name", "description", "low", "mid", "high")
-ALL_FIELDS = ("id", *EDIT_FIELDS, "example")
-OPTIONAL = ("low", "mid", "high", "example")
+EDIT_FIELDS = ("name", "description", "low", "mid", "high")  # what `edit N` asks for
 ALIASES = {"ok": "accept", "e": "edit", "d": "delete", "del": "delete", "+": "add", "a": "add", "sp": "split",
            "m": "merge", "r": "regen", "mv": "move", "l": "list", "ls": "list", "p": "show", "u": "undo", "s": "save",
            "w": "save", "q": "quit", "exit": "quit", "h": "help", "?": "help"}
 LABELS = {"low": "1 =", "mid": "3 =", "high": "5 =", "example": "e.g."}
 
 
-# ---- pure edits --------------------------------------------------------------------------------------------------
-def _dicts(spec: GoalSpec) -> list[dict]:
-    return [s.model_dump() for s in spec.subgoals]
-
-
-def _rebuild(spec: GoalSpec, subs: list[dict]) -> GoalSpec:
-    if not subs:
-        raise ValueError("a spec needs at least one subgoal")
-    return to_spec(spec.goal, subs, spec.meta)
-
-
-def delete(spec: GoalSpec, index: int) -> GoalSpec:
-    """Remove subgoal ``index`` (0-based)."""
-    return _rebuild(spec, [s for k, s in enumerate(_dicts(spec)) if k != index])
-
-
-def edit(spec: GoalSpec, index: int, **fields: str) -> GoalSpec:
-    """Change fields of subgoal ``index``; an empty optional field is cleared, an empty name/description refused.
-
-    Example:
-        >>> edit(spec, 0, description="Gives a dose with units and frequency.", mid="A dose without units.")
-    """
-    subs = _dicts(spec)
-    for field, value in fields.items():
-        if field not in ALL_FIELDS:
-            raise ValueError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
-        value = (value or "").strip()
-        if not value and field not in OPTIONAL:
-            raise ValueError(f"{field} must not be empty")
-        if field == "id":
-            if value != slug(value):
-                raise ValueError(f"{value!r} is not a valid id; for example {slug(value)!r}")
-            if any(k != index and s["id"] == value for k, s in enumerate(subs)):
-                raise ValueError(f"id {value!r} is already used by another subgoal")
-        subs[index][field] = value
-    return _rebuild(spec, subs)
-
-
-def add(spec: GoalSpec, fields: dict, position: int | None = None) -> GoalSpec:
-    """Insert a new subgoal (at the end by default); its id comes from ``fields["id"]`` or its name."""
-    if not str(fields.get("name", "")).strip() or not str(fields.get("description", "")).strip():
-        raise ValueError("a subgoal needs a name and a description")
-    subs = _dicts(spec)
-    subs.insert(len(subs) if position is None else position, dict(fields))
-    return _rebuild(spec, subs)
-
-
-def split(spec: GoalSpec, index: int, parts: Sequence[dict]) -> GoalSpec:
-    """Replace subgoal ``index`` by ``parts`` (two or more, each with a name and a description), in place."""
-    if len(parts) < 2:
-        raise ValueError("split into at least two subgoals")
-    for k, part in enumerate(parts, 1):
-        if not str(part.get("name", "")).strip() or not str(part.get("description", "")).strip():
-            raise ValueError(f"part {k} needs a name and a description")
-    subs = _dicts(spec)
-    subs[index:index + 1] = [dict(p) for p in parts]
-    return _rebuild(spec, subs)
-
-
-def merge(spec: GoalSpec, indices: Sequence[int], **fields: str) -> GoalSpec:
-    """Merge subgoals ``indices`` into one at the first one's place; it keeps the first one's fields and id
-    unless ``fields`` give new ones."""
-    indices = sorted(set(indices))
-    if len(indices) < 2:
-        raise ValueError("merge needs at least two different subgoals")
-    subs = _dicts(spec)
-    merged = dict(subs[indices[0]])
-    merged.update({k: v for k, v in fields.items() if v is not None})
-    out = [s for k, s in enumerate(subs) if k not in indices]
-    out.insert(indices[0], merged)
-    return _rebuild(spec, out)
-
-
-def move(spec: GoalSpec, index: int, position: int) -> GoalSpec:
-    """Move subgoal ``index`` to ``position`` (both 0-based)."""
-    subs = _dicts(spec)
-    item = subs.pop(index)
-    subs.insert(max(0, min(position, len(subs))), item)
-    return _rebuild(spec, subs)
-
-
-def replace(spec: GoalSpec, index: int, fields: dict) -> GoalSpec:
-    """Replace subgoal ``index`` entirely (a regenerated one); its id comes from ``fields``."""
-    subs = _dicts(spec)
-    subs[index] = dict(fields)
-    return _rebuild(spec, subs)
-
-
 # ---- display -----------------------------------------------------------------------------------------------------
 def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[str] = frozenset()) -> str:
-    """The numbered subgoal list with rubric anchors and, beside each subgoal, what the checks found."""
+    """The numbered subgoal list with rubric anchors and, beside each subgoal, what the checks found.
+
+    Args:
+        spec (:class:`GoalSpec`): the spec.
+        findings (``Sequence[Finding]``): from :meth:`Checker.run`; each names the session command that acts on it.
+        reviewed (``set[str]``): ids the person has accepted.
+
+    Returns:
+        ``str``
+    """
     number = {s.id: k for k, s in enumerate(spec.subgoals, 1)}
     commands = {"atomic": "split {}", "evaluable": "edit {} description", "coverage": "add"}
 
@@ -144,7 +63,7 @@ def render_list(spec: GoalSpec, findings: Sequence[Finding] = (), reviewed: set[
         mark += ", reviewed" if s.id in reviewed else ""
         lines.append(f"{k:>2}. {s.name} [{s.id}] ({mark})")
         lines.append(f"      {s.description}")
-        for field in OPTIONAL:
+        for field in OPTIONAL_FIELDS:
             if getattr(s, field):
                 lines.append(f"      {LABELS[field]} {getattr(s, field)}")
         for f in mine:
@@ -172,16 +91,23 @@ class Session:
     """An interactive decompose session over ``spec``.
 
     Args:
-        checker: runs the checks after every change (model answers are remembered, so only changes cost).
-        proposer: the model for ``regen``; None disables it.
-        output: where ``save`` writes by default; it asks before replacing an existing file unless ``force``.
-        dirty: whether the starting spec is unsaved work (a fresh proposal is; a spec opened from a file is not).
+        spec (:class:`GoalSpec`): the spec to shape.
+        checker (:class:`Checker`): runs the checks after every change (model answers are remembered, so only
+            changes cost).
+        proposer (:class:`~goalcover_hf.decompose.Proposer`, *optional*): the model for ``regen``; ``None``
+            disables it.
+        output (``str`` or ``Path``, *optional*): where ``save`` writes by default.
+        force (``bool``, defaults to ``False``): replace an existing output without asking.
+        dirty (``bool``, defaults to ``True``): whether the starting spec is unsaved work (a fresh proposal is; a
+            spec opened from a file is not).
+        ask (``Callable[[str], str]``, *optional*), say (``Callable[[str], None]``, *optional*): how the session
+            reads a line and prints text (default: the terminal).
 
     Example:
         >>> spec = Session(spec, Checker(None), output="goal.yaml").run()
     """
 
-    def __init__(self, spec: GoalSpec, checker: Checker, *, proposer: Proposer | None = None,
+    def __init__(self, spec: GoalSpec, checker: Checker, *, proposer=None,
                  output: str | Path | None = None, force: bool = False, dirty: bool = True,
                  ask: Callable[[str], str] | None = None, say: Callable[[str], None] | None = None):
         self.spec, self.checker, self.proposer = spec, checker, proposer
@@ -218,68 +144,70 @@ class Session:
         self.spec, self.dirty = spec, True
         self.reviewed = {i for i in self.reviewed if i in {s.id for s in spec.subgoals}} | set(reviewed)
         self._check()
+        self._show()
+
+    def _show(self) -> None:
         self.say(render_list(self.spec, self.findings, self.reviewed))
 
     def _index(self, arg: str) -> int:
         n = len(self.spec.subgoals)
         if not arg.strip().isdigit() or not 1 <= int(arg) <= n:
-            raise ValueError(f"give a subgoal number from 1 to {n}, not {arg.strip() or 'nothing'!r}")
+            raise GoalcoverError(f"give a subgoal number from 1 to {n}, not {arg.strip() or 'nothing'!r}")
         return int(arg) - 1
 
     def _read(self, prompt: str, default: str = "") -> str:
         shown = f" [{default}]" if default else ""
         return self._ask(f"{prompt}{shown}: ").strip() or default
 
-    def confirm(self, question: str) -> bool:
+    def _confirm(self, question: str) -> bool:
         try:
             return self._ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
         except EOFError:
             return False
 
     # -- commands
-    def cmd_accept(self, args: list[str]) -> None:
+    def _cmd_accept(self, args: list[str]) -> None:
         ids = [s.id for s in self.spec.subgoals]
         chosen = ids if args == ["all"] else [ids[self._index(a)] for a in args] if args else None
         if not chosen:
-            raise ValueError("accept N [N ...] or accept all")
+            raise GoalcoverError("accept N [N ...] or accept all")
         self.reviewed |= set(chosen)
         self.say(f"Accepted: {', '.join(chosen)}")
 
-    def cmd_edit(self, args: list[str]) -> None:
+    def _cmd_edit(self, args: list[str]) -> None:
         if not args:
-            raise ValueError("edit N [FIELD]")
+            raise GoalcoverError("edit N [FIELD]")
         k = self._index(args[0])
         sub = self.spec.subgoals[k]
         fields = args[1:] or list(EDIT_FIELDS)
         values = {}
         for field in fields:
-            if field not in ALL_FIELDS:
-                raise ValueError(f"unknown field {field!r}; use one of {', '.join(ALL_FIELDS)}")
+            check_field(field)  # before asking for any value
             value = self._read(f"{field}", getattr(sub, field))
             values[field] = "" if value == "-" else value
         new = edit(self.spec, k, **values)
         self._change(new, [new.subgoals[k].id])
 
-    def cmd_add(self, args: list[str]) -> None:
+    def _cmd_add(self, args: list[str]) -> None:
         fields = {"name": self._read("name"), "description": self._read("description")}
-        if not fields["name"] or not fields["description"]:
-            raise ValueError("a subgoal needs a name and a description; nothing added")
+        if not (fields["name"] and fields["description"]):
+            raise GoalcoverError("a subgoal needs a name and a description; nothing added")
         for field in ("low", "mid", "high"):
             fields[field] = self._read(f"{field} ({LABELS[field][0]}), Enter to skip")
         new = add(self.spec, fields)
         self._change(new, [new.subgoals[-1].id])
 
-    def cmd_delete(self, args: list[str]) -> None:
+    def _cmd_delete(self, args: list[str]) -> None:
         k = self._index(args[0] if args else "")
         name = self.spec.subgoals[k].name
         self._change(delete(self.spec, k))
         self.say(f"Deleted '{name}'.")
 
-    def cmd_split(self, args: list[str]) -> None:
+    def _cmd_split(self, args: list[str]) -> None:
         k = self._index(args[0] if args else "")
         count = self._read(f"Split '{self.spec.subgoals[k].name}' into how many subgoals", "2")
         if not count.isdigit() or not 2 <= int(count) <= 6:
-            raise ValueError("split into 2 to 6 subgoals")
+            raise GoalcoverError("split into 2 to 6 subgoals")
         parts = []
         for p in range(1, int(count) + 1):
             parts.append({"name": self._read(f"part {p} name"), "description": self._read(f"part {p} description")})
@@ -287,28 +215,28 @@ class Session:
         self._change(new, [s.id for s in new.subgoals[k:k + len(parts)]])
         self.say("Tip: the new subgoals have no rubric anchors yet: edit N low/mid/high.")
 
-    def cmd_merge(self, args: list[str]) -> None:
+    def _cmd_merge(self, args: list[str]) -> None:
         indices = sorted({self._index(a) for a in args})
         if len(indices) < 2:
-            raise ValueError("merge N M [...]: give at least two different subgoal numbers")
+            raise GoalcoverError("merge N M [...]: give at least two different subgoal numbers")
         first = self.spec.subgoals[indices[0]]
         name = self._read("merged name", first.name)
         description = self._read("merged description", first.description)
         new = merge(self.spec, indices, name=name, description=description)
         self._change(new, [new.subgoals[indices[0]].id])
 
-    def cmd_move(self, args: list[str]) -> None:
+    def _cmd_move(self, args: list[str]) -> None:
         if len(args) != 2:
-            raise ValueError("move N POS")
+            raise GoalcoverError("move N POS")
         self._change(move(self.spec, self._index(args[0]), self._index(args[1])))
 
-    def cmd_regen(self, args: list[str]) -> None:
+    def _cmd_regen(self, args: list[str]) -> None:
         if self.proposer is None:
-            raise ValueError("regen needs a model; this session has none")
+            raise GoalcoverError("regen needs a model; this session has none")
         if not args:
-            raise ValueError("regen N [HINT] or regen all [HINT]")
+            raise GoalcoverError("regen N [HINT] or regen all [HINT]")
         hint = " ".join(args[1:])
-        if args[0] == "all" and not self.confirm(f"Replace all {len(self.spec.subgoals)} subgoals with a new proposal?"):
+        if args[0] == "all" and not self._confirm(f"Replace all {len(self.spec.subgoals)} subgoals with a new proposal?"):
             return
         k = None if args[0] == "all" else self._index(args[0])
         self.say(f"Asking {self.proposer.identity} for {'a new proposal' if k is None else f'a new subgoal {k + 1}'}...")
@@ -321,40 +249,44 @@ class Session:
         except ValueError:
             raise
         except Exception as err:  # a model that fails to load or run must not end the session
-            raise ValueError(f"regen failed ({type(err).__name__}: {err})") from None
+            raise GoalcoverError(f"regen failed ({type(err).__name__}: {err})") from None
         self._change(new)
 
-    def cmd_undo(self, args: list[str]) -> None:
+    def _cmd_undo(self, args: list[str]) -> None:
         if not self.history:
-            raise ValueError("nothing to undo")
+            raise GoalcoverError("nothing to undo")
         self.spec = self.history.pop()
         self._check()
-        self.say(render_list(self.spec, self.findings, self.reviewed))
+        self._show()
 
-    def cmd_list(self, args: list[str]) -> None:
-        self.say(render_list(self.spec, self.findings, self.reviewed))
+    def _cmd_list(self, args: list[str]) -> None:
+        self._show()
 
-    def cmd_show(self, args: list[str]) -> None:
+    def _cmd_show(self, args: list[str]) -> None:
         self.say(self.final_spec().to_yaml())
 
-    def cmd_help(self, args: list[str]) -> None:
+    def _cmd_help(self, args: list[str]) -> None:
         self.say(HELP)
 
     # -- finishing
     def final_spec(self) -> GoalSpec:
-        """The spec as it will be saved: check findings and reviewed ids in ``meta``."""
+        """The spec as it will be saved.
+
+        Returns:
+            :class:`GoalSpec`: with the check findings and the reviewed ids in ``meta``.
+        """
         spec = with_findings(self.spec, self.checker, self.findings)
         spec.meta["reviewed"] = [s.id for s in spec.subgoals if s.id in self.reviewed]
         return spec
 
-    def save(self, args: list[str]) -> bool:
+    def _save(self, args: list[str]) -> bool:
         """Write the spec (asking before replacing a file); True when the session is done."""
         path = Path(args[0]) if args else self.output
         spec = self.final_spec()
         if path is None:  # Python API without an output file: hand the spec back
             self.spec = spec
             return True
-        if path.exists() and not self.force and not self.confirm(f"{path} exists. Replace it?"):
+        if path.exists() and not self.force and not self._confirm(f"{path} exists. Replace it?"):
             self.say("Not saved. Give another path: save PATH")
             return False
         spec.save(path, overwrite=True)
@@ -382,7 +314,12 @@ class Session:
             pass
 
     def run(self) -> GoalSpec | None:
-        """Run the loop; returns the saved spec, or None if the person quit without saving."""
+        """Run the loop until the person saves or quits.
+
+        Returns:
+            :class:`GoalSpec` or ``None``: the saved spec, or ``None`` when the person left without saving (unsaved
+            work at the end of input goes to a draft file beside ``output``).
+        """
         # A closed terminal (SIGHUP) ends input like Ctrl-D does, so the unsaved work goes to a draft.
         hangup = getattr(signal, "SIGHUP", None)
         if hangup is None or threading.current_thread() is not threading.main_thread():
@@ -406,7 +343,7 @@ class Session:
 
     def _loop(self) -> GoalSpec | None:
         self._check()
-        self.say(render_list(self.spec, self.findings, self.reviewed))
+        self._show()
         self.say(HELP)
         while True:
             try:
@@ -420,13 +357,13 @@ class Session:
             cmd = ALIASES.get(cmd.lower(), cmd.lower())
             try:
                 if cmd == "save":
-                    if self.save(args):
+                    if self._save(args):
                         return self.spec
                 elif cmd == "quit":
-                    if not self.dirty or self.confirm("Quit and discard your unsaved subgoals?"):
+                    if not self.dirty or self._confirm("Quit and discard your unsaved subgoals?"):
                         return None
-                elif hasattr(self, f"cmd_{cmd}"):
-                    getattr(self, f"cmd_{cmd}")(args)
+                elif hasattr(self, f"_cmd_{cmd}"):
+                    getattr(self, f"_cmd_{cmd}")(args)
                 else:
                     self.say(f"! unknown command {cmd!r}\n{HELP}")
             except (ValueError, IndexError) as err:

@@ -7,6 +7,17 @@ _ROOT = "goalcover_hf"
 
 
 def get_logger(name: str) -> logging.Logger:
+    """A logger under ``goalcover_hf``, whose level comes from ``$GOALCOVER_VERBOSITY`` (default ``INFO``).
+
+    Args:
+        name (``str``): the module's ``__name__``.
+
+    Returns:
+        ``logging.Logger``
+
+    Example:
+        >>> logger = get_logger(__name__)
+    """
     root = logging.getLogger(_ROOT)
     if not root.handlers:
         handler = logging.StreamHandler()

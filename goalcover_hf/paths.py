@@ -10,6 +10,9 @@ def cache_dir() -> Path:
     Order: ``$GOALCOVER_CACHE``, then ``$HF_HOME/goalcover``, then
     ``$XDG_CACHE_HOME/huggingface/goalcover``, then ``~/.cache/huggingface/goalcover``,
     the same places the Hugging Face libraries use for their own caches.
+
+    Returns:
+        ``Path``: the folder (it exists).
     """
     if os.environ.get("GOALCOVER_CACHE"):
         path = Path(os.environ["GOALCOVER_CACHE"])

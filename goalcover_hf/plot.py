@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .coverage import CoverageReport
+from .files import atomic_path
 
 
 def _pyplot():
@@ -17,6 +18,17 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    try:
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:  # a chart is never left half-written under its final name
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    finally:
+        _pyplot().close(fig)
+    return path
+
+
 def _label(name: str, limit: int = 32) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
@@ -25,7 +37,15 @@ def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[st
                   target_fraction: float | None = None, target_label: str | None = None) -> Path:
     """Horizontal bars: % of scored samples supporting each subgoal (red: gap), dashed line at the target.
 
-    ``gap_ids`` defaults to the report's own gap flags, ``target_fraction`` to ``report.min_coverage``.
+    Args:
+        report (:class:`CoverageReport`): the coverage to draw.
+        path (``str`` or ``Path``): the PNG to write (its folder is created).
+        gap_ids (``Iterable[str]``, *optional*): the subgoals to draw red (default: the report's own gaps).
+        target_fraction (``float``, *optional*): where the dashed line goes (default: ``report.min_coverage``).
+        target_label (``str``, *optional*): the line's legend.
+
+    Returns:
+        ``Path``: ``path``.
     """
     plt = _pyplot()
     path = Path(path)
@@ -50,15 +70,19 @@ def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[st
     ax.set_xlabel(f"% of samples scoring >= {report.threshold} (label: supporting / scored)")
     ax.set_title("Capability coverage per subgoal (red: gap)")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def score_heatmap(report: CoverageReport, path: str | Path) -> Path:
-    """Heatmap: rows are subgoals, columns scores 1..5; each cell is the share of scored samples (count printed)."""
+    """Heatmap: rows are subgoals, columns scores 1..5; each cell is the share of scored samples (count printed).
+
+    Args:
+        report (:class:`CoverageReport`): the score distributions to draw.
+        path (``str`` or ``Path``): the PNG to write (its folder is created).
+
+    Returns:
+        ``Path``: ``path``.
+    """
     plt = _pyplot()
     path = Path(path)
     subs = report.subgoals
@@ -76,8 +100,4 @@ def score_heatmap(report: CoverageReport, path: str | Path) -> Path:
     ax.set_xlabel(f"score (red line: support threshold {report.threshold})")
     ax.set_title("Score distribution per subgoal")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of scored samples")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

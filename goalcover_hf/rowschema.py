@@ -20,8 +20,15 @@ DEFAULT_MAX_CHARS = 600  # per field: the schema's maxLength (large bounds make 
 
 @dataclass(frozen=True)
 class TextField:
+    """A text column of a row.
+
+    Attributes:
+        name (``str``): the column.
+        kind (``str``): ``TEXT`` (a string), ``TEXT_LIST`` (a list of strings) or ``MESSAGES`` (a chat).
+    """
+
     name: str
-    kind: str  # text | text_list | messages
+    kind: str
 
 
 def _kind(feature: Any) -> str | None:
@@ -39,6 +46,13 @@ def _kind(feature: Any) -> str | None:
 
 def text_fields(features: Mapping[str, Any], template: str | None = None) -> list[TextField]:
     """The text columns a row is judged on: those the template uses, or those of the detected layout.
+
+    Args:
+        features (``Mapping[str, Any]``): the dataset's ``features``.
+        template (``str``, *optional*): the Jinja template rows are rendered with.
+
+    Returns:
+        ``list[TextField]``: a :class:`RowFormatError` names a column that is not text.
 
     Example:
         >>> from datasets import Features, Value
@@ -70,7 +84,14 @@ def text_fields(features: Mapping[str, Any], template: str | None = None) -> lis
 
 
 def response_field(features: Mapping[str, Any]) -> str:
-    """The column holding the response in a detected layout (what corruption operators change by default)."""
+    """The column holding the response in a detected layout (what corruption operators change by default).
+
+    Args:
+        features (``Mapping[str, Any]``): the dataset's ``features`` (or just its column names).
+
+    Returns:
+        ``str``: e.g. ``"answer"`` for question/answer rows.
+    """
     fmt = detect_format(list(features))
     return {"messages": "messages", "prompt_completion": "completion", "instruction": "output",
             "question_answer": "answer", "text": "text"}[fmt.name]
@@ -93,7 +114,14 @@ def _schema(fields: tuple[TextField, ...], max_chars: int) -> type[BaseModel]:
 
 
 def row_schema(fields: Sequence[TextField], max_chars: int = DEFAULT_MAX_CHARS) -> type[BaseModel]:
-    """A pydantic model (cached, so the engine compiles its automaton once) with one field per text column.
+    """A pydantic model with one field per text column (cached, so the engine compiles its automaton once).
+
+    Args:
+        fields (``Sequence[TextField]``): the columns.
+        max_chars (``int``, defaults to ``DEFAULT_MAX_CHARS``): the maximum length of each string.
+
+    Returns:
+        ``type[BaseModel]``
 
     Example:
         >>> row_schema([TextField("question", "text"), TextField("answer", "text")]).model_json_schema()["required"]
@@ -103,7 +131,16 @@ def row_schema(fields: Sequence[TextField], max_chars: int = DEFAULT_MAX_CHARS) 
 
 
 def parse_row(raw: str | None, schema: type[BaseModel], fields: Sequence[TextField]) -> dict[str, Any]:
-    """Validate a generated row; return its fields as dataset values. Raises ``ValueError`` with the reason."""
+    """Validate a generated row.
+
+    Args:
+        raw (``str`` or ``None``): the model's JSON output (``None``: the generation failed).
+        schema (``type[BaseModel]``): from :func:`row_schema`.
+        fields (``Sequence[TextField]``): the same columns.
+
+    Returns:
+        ``dict[str, Any]``: the fields as dataset values; a ``ValueError`` says why the output is not a row.
+    """
     if raw is None:
         raise ValueError("generation failed")
     parsed = schema.model_validate_json(raw)
@@ -119,7 +156,16 @@ def parse_row(raw: str | None, schema: type[BaseModel], fields: Sequence[TextFie
 
 
 def row_json(row: Mapping[str, Any], fields: Sequence[TextField], max_chars: int = DEFAULT_MAX_CHARS) -> dict:
-    """The text fields of a real row, each cut to ``max_chars``, as shown to the model (style examples, rewrites)."""
+    """The text fields of a real row as shown to a model (style examples, rewrites).
+
+    Args:
+        row (``Mapping[str, Any]``): the row.
+        fields (``Sequence[TextField]``): the columns to show.
+        max_chars (``int``, defaults to ``DEFAULT_MAX_CHARS``): each string is cut to this length.
+
+    Returns:
+        ``dict``: one entry per field.
+    """
     def cut(text):
         return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 

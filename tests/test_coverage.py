@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from goalcover_hf.coverage import compute_coverage, coverage_from_scores
 from goalcover_hf.columns import score_columns
+from goalcover_hf.coverage import compute_coverage, coverage_from_scores
+from goalcover_hf.errors import GoalcoverError
 
 METRIC = str(Path(__file__).resolve().parents[1] / "metrics" / "goalcover")
 
@@ -53,7 +54,7 @@ def test_compute_coverage_reads_dataset_columns(spec):
 def test_compute_coverage_missing_column(spec):
     from datasets import Dataset
 
-    with pytest.raises(KeyError, match="gc_states_dose_score"):
+    with pytest.raises(GoalcoverError, match="gc_states_dose_score"):
         compute_coverage(Dataset.from_dict({"x": [1]}), spec)
 
 

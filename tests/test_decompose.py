@@ -8,8 +8,8 @@ from scripted_engine import ScriptedEngine
 
 import goalcover_hf
 from goalcover_hf.data import DataError
-from goalcover_hf.decompose import DecomposeError, Proposer, load_examples, slug, to_spec
-from goalcover_hf.spec import GoalSpec
+from goalcover_hf.decompose import DecomposeError, Proposer, load_examples
+from goalcover_hf.spec import GoalSpec, slug, to_spec
 
 GOAL = "A patient-facing assistant that answers medication questions"
 PROPOSAL = {"subgoals": [

@@ -5,8 +5,8 @@ from scripted_engine import ScriptedEngine
 
 from goalcover_hf.checks import Checker
 from goalcover_hf.decompose import Proposer
-from goalcover_hf.interactive import Session, add, delete, edit, merge, move, render_list, split
-from goalcover_hf.spec import GoalSpec
+from goalcover_hf.interactive import Session, render_list
+from goalcover_hf.spec import GoalSpec, add, delete, edit, merge, move, split
 
 
 @pytest.fixture

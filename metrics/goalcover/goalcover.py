@@ -3,8 +3,9 @@
 import datasets
 import evaluate
 
+from goalcover_hf.columns import DEFAULT_THRESHOLD
 from goalcover_hf.coverage import DEFAULT_MIN_COVERAGE, coverage_from_scores
-from goalcover_hf.scorer import DEFAULT_THRESHOLD
+from goalcover_hf.errors import GoalcoverError
 
 _DESCRIPTION = """
 Per-subgoal coverage of a fine-tuning dataset: for each subgoal, how many samples score at or above the threshold
@@ -12,12 +13,12 @@ Per-subgoal coverage of a fine-tuning dataset: for each subgoal, how many sample
 whether the subgoal is a gap (coverage below `min_coverage`).
 """
 
-_KWARGS_DESCRIPTION = """
+_KWARGS_DESCRIPTION = f"""
 Args:
     predictions: one list per sample with its scores (1..5) in subgoal order; 0 marks a pair without a score.
     subgoal_ids: the subgoal ids, in the same order as each prediction list.
-    threshold: score at which a sample supports a subgoal (default 4).
-    min_coverage: coverage under which a subgoal is a gap (default 0.2).
+    threshold: score at which a sample supports a subgoal (default {DEFAULT_THRESHOLD}).
+    min_coverage: coverage under which a subgoal is a gap (default {DEFAULT_MIN_COVERAGE}).
 Returns:
     mean_coverage, gaps (ids), rows, and per subgoal `coverage/<id>`, `support/<id>`, `mean/<id>`, `errors/<id>`.
 Example:
@@ -31,6 +32,8 @@ _CITATION = """@article{sun2026goalcover, title={Diagnosing Capability Gaps in F
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Goalcover(evaluate.Metric):
+    """Per-subgoal coverage as an ``evaluate`` metric; the figures come from :func:`goalcover_hf.coverage_from_scores`."""
+
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
@@ -44,7 +47,7 @@ class Goalcover(evaluate.Metric):
         ids = list(subgoal_ids) if subgoal_ids is not None else [f"subgoal_{j}" for j in range(width)]
         for k, row in enumerate(predictions):
             if len(row) != len(ids):
-                raise ValueError(f"prediction row {k} has {len(row)} scores, expected {len(ids)} (one per subgoal)")
+                raise GoalcoverError(f"prediction row {k} has {len(row)} scores, expected {len(ids)} (one per subgoal)")
         scores = {sid: [row[j] or None for row in predictions] for j, sid in enumerate(ids)}
         report = coverage_from_scores(scores, threshold=threshold, min_coverage=min_coverage)
         out = {"mean_coverage": report.mean_coverage, "gaps": [s.id for s in report.gaps], "rows": report.rows}
