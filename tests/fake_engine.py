@@ -69,7 +69,8 @@ class FakeEngine(Engine):
         fail_on_call: the 1-based number (or a set of numbers) of the calls that raise ``error``.
         fail_on: raise ``error`` in any call one of whose chats contains this text.
         error: what a failing call raises, a class or an instance (default ``RuntimeError("fake engine failure")``).
-        gate: a ``threading.Event`` every call waits for before it answers; ``entered`` is set once a call waits.
+        gate: a ``threading.Event`` a call waits for before it answers; ``entered`` is set once a call waits.
+        gate_on_call: the 1-based number (or a set of numbers) of the calls that wait for ``gate`` (default: all).
         context: tokens the judge reads (its token counter's context; ``None``: unknown, nothing is cut).
         counter: the token counter to give instead (e.g. ``engines.get_counter(model)``, a real tokenizer's).
         wraps: a real engine that answers instead (its counter, name and identity too): the fake then only records
@@ -89,6 +90,7 @@ class FakeEngine(Engine):
         fail_on: str | None = None,
         error: BaseException | type[BaseException] | None = None,
         gate: threading.Event | None = None,
+        gate_on_call: int | set[int] | None = None,
         context: int | None = None,
         counter: Any = None,
         wraps: Engine | None = None,
@@ -99,6 +101,7 @@ class FakeEngine(Engine):
         self.fail_on_call = {fail_on_call} if isinstance(fail_on_call, int) else set(fail_on_call or ())
         self.fail_on, self.error = fail_on, error or RuntimeError("fake engine failure")
         self.gate, self.entered = gate, threading.Event()
+        self.gate_on_call = {gate_on_call} if isinstance(gate_on_call, int) else gate_on_call
         self.context, self.counter, self.wraps = context, counter, wraps
         self.name = name or (wraps.name if wraps else "fake")
         self.identity = identity or (wraps.identity if wraps else "fake-judge@1")
@@ -164,7 +167,7 @@ class FakeEngine(Engine):
         with self._lock:
             self._calls.append(Call(method, groups, **what))
             number = len(self._calls)
-        if self.gate is not None:
+        if self.gate is not None and (self.gate_on_call is None or number in self.gate_on_call):
             self.entered.set()
             if not self.gate.wait(GATE_TIMEOUT_S):
                 raise AssertionError(f"the fake engine's gate stayed closed for {GATE_TIMEOUT_S} s")

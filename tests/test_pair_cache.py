@@ -3,6 +3,7 @@
 import multiprocessing as mp
 import subprocess
 import sys
+import threading
 
 import pytest
 from fake_engine import sample_of
@@ -12,6 +13,7 @@ from goalcover_hf.cache import PairCache, pair_key
 
 SETTINGS = {"model": "m@1", "engine": "transformers", "prompt_version": "score_v1@abc", "mode": "logprobs",
             "max_new_tokens": 96}
+WAIT_S = 120  # generous: only a broken test waits this long
 J = {"score": 4, "expected": 3.75, "explanation": "gives a dose", "error": None}
 
 
@@ -129,6 +131,22 @@ def test_interrupted_run_resumes(spec, tmp_path, make_fake_engine):
     Scorer(spec, engine=resumed, mode="logprobs", batch_size=2, cache=path).judge_texts(samples)
     # the first batch was stored before the interruption: only the second is asked again
     assert [sample_of(chat) for chat in resumed.scored] == ["s3", "s3", "s4", "s4"]
+
+
+def test_each_batch_is_stored_as_soon_as_it_is_done(spec, tmp_path, make_fake_engine):
+    path = tmp_path / "p.sqlite"
+    gate = threading.Event()
+    engine = make_fake_engine(gate=gate, gate_on_call=2)  # the second batch waits until the test opens the gate
+    scorer = Scorer(spec, engine=engine, mode="logprobs", explain="none", batch_size=1, cache=path)
+    worker = threading.Thread(target=scorer.judge_texts, args=(["s1", "s2"],))
+    worker.start()
+    try:
+        assert engine.entered.wait(WAIT_S)  # the second batch is being asked...
+        assert PairCache(path).info()["entries"] == 2  # ...and the first one's judgements are already stored
+    finally:
+        gate.set()
+        worker.join(WAIT_S)
+    assert PairCache(path).info()["entries"] == 4
 
 
 def test_cache_key_uses_subgoal_text_not_id(spec, tmp_path, fake_engine):

@@ -104,12 +104,20 @@ def test_generated_judgements_are_read(make_fake_engine, spec):
         {"score": 4, "expected": 4.0, "explanation": "ok", "error": None}] * 2
 
 
-def test_a_failing_batch_marks_its_pairs_and_the_map_goes_on(make_fake_engine, spec):
-    engine = make_fake_engine(fail_on="second", error=RuntimeError("out of memory"))
+@pytest.mark.parametrize("failure", [{"fail_on": "second"}, {"fail_on_call": 2}])
+def test_a_failing_batch_marks_its_pairs_and_the_map_goes_on(make_fake_engine, spec, failure):
+    engine = make_fake_engine(error=RuntimeError("out of memory"), **failure)
     scorer = Scorer(spec, engine=engine, mode="logprobs", explain="none", batch_size=1, cache=False)
     first, second, third = scorer.judge_texts(["first", "second", "third"])
     assert [j.score for j in first + third] == [3] * 4
     assert all(j.score is None and "out of memory" in j.error for j in second)
+
+
+def test_failed_explanations_leave_the_scores(make_fake_engine, spec):
+    engine = make_fake_engine(fail_on_call=2)  # the first call asks the digits, the second the explanations
+    judged = Scorer(spec, engine=engine, mode="logprobs", explain="all", cache=False).judge_texts([SAMPLE])[0]
+    assert [call.method for call in engine.calls] == ["choice_probs_shared", "generate_json_shared"]
+    assert [(j.score, j.explanation, j.error) for j in judged] == [(3, None, None)] * 2
 
 
 def test_scorer_pickles_as_config_without_the_engine(make_fake_engine, spec):
