@@ -80,8 +80,8 @@ def main() -> None:
     import torch
     from scipy.stats import spearmanr
 
-    from goalcover_hf.engines import get_engine
-    from goalcover_hf.scorer import ExplanationJSON, JudgementJSON, Scorer, parse_judgement
+    from goalcover_hf.judge import ExplanationJSON, JudgementJSON, parse_judgement
+    from goalcover_hf.scorer import Scorer
     from goalcover_hf.spec import GoalSpec
 
     k = min(args.subgoals, len(SUBGOALS))
@@ -91,11 +91,12 @@ def main() -> None:
     subgoals = spec.subgoals
     load = os.getloadavg()[0]
 
-    engine = get_engine(args.model, "transformers")
     options = dict(max_new_tokens=args.max_new_tokens)
 
     def scorer(explain="low", cache=False):
         return Scorer(spec, args.model, mode="logprobs", explain=explain, cache=cache, **options)
+
+    engine = scorer().engine  # the very engine every scorer below uses (one per process): its token counter is read
 
     # Warm-up outside the timings: Outlines compiles each schema's automaton once per process (~20 s).
     warm = scorer().chat(texts[0][:200], subgoals[0], "ask_json")

@@ -6,6 +6,9 @@ scored, reads its judgements back instead of computing them; an interrupted run 
 database runs in WAL mode with a busy timeout, so several processes (``datasets`` ``num_proc``) can read and write it
 at once. Judgements that ended in an error are never stored: they are retried next time.
 
+:class:`CachingJudge` wraps any judge the way lm-evaluation-harness wraps a model in ``CachingLM``: pairs found are
+read back, the others computed by the judge in batches, each batch stored as soon as it is done.
+
 Example:
     >>> cache = PairCache()  # goalcover_hf.paths.cache_dir() / "pairs.sqlite"
     >>> key = pair_key({"model": "m@1", "prompt": "score_v1@abc"}, subgoal_text, sample_text)
@@ -23,9 +26,13 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
+from .columns import Judgement
+from .errors import GoalcoverError
 from .paths import cache_dir
+from .prompts import subgoal_text
+from .spec import Subgoal
 
 FILENAME = "pairs.sqlite"
 _SCHEMA = """
@@ -71,7 +78,7 @@ class PairCache:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(_SCHEMA)
             except sqlite3.DatabaseError as err:
-                raise ValueError(
+                raise GoalcoverError(
                     f"{self.path}: cannot open the pair cache ({err}); remove the file, or pass --no-cache (cache=False)"
                 ) from None
             self._conn, self._pid = conn, os.getpid()
@@ -159,3 +166,60 @@ class PairCache:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+class CachingJudge:
+    """A judge whose judgements go through a :class:`PairCache`.
+
+    Args:
+        judge: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal] Judgement``,
+            ``wants_explanation``/``owes_explanation(judgement) -> bool`` and
+            ``add_explanations(samples, subgoals, judged, pairs)``
+            (a :class:`~goalcover_hf.judging.MethodJudge`).
+        cache: the pair cache.
+        settings: everything besides the subgoal and sample texts that decides a score (model identity, engine,
+            prompt version, mode, method, decoding); part of every key. Which pairs get explanations is not: a
+            stored explanation serves every setting, and one that is missing is added without re-scoring.
+        batch_size: samples the judge is given at a time; each batch is stored as soon as it is done, so an
+            interrupted run keeps all finished batches.
+
+    Judgements that ended in an error are not stored: they are retried next time.
+    """
+
+    def __init__(self, judge, cache: PairCache, settings: Mapping[str, Any], batch_size: int = 8):
+        self.judge, self.cache, self.settings, self.batch_size = judge, cache, dict(settings), batch_size
+
+    def _as_asked(self, j: Judgement) -> Judgement:
+        # a stored explanation these settings do not ask for stays in the cache, out of the result
+        return j if j.explanation is None or self.judge.wants_explanation(j) else Judgement(j.score, j.expected)
+
+    def owes_explanation(self, j: Judgement) -> bool:
+        """Whether a judgement still lacks the explanation the wrapped judge's settings ask for."""
+        return self.judge.owes_explanation(j)
+
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal]) -> list[list[Judgement]]:
+        """Judge every sample against every subgoal, reading back what the cache holds; returns ``[sample][subgoal]``."""
+        subgoals = list(subgoals)
+        texts = [subgoal_text(sub) for sub in subgoals]
+        keys = [[pair_key(self.settings, t, sample) for t in texts] for sample in samples]
+        hits = self.cache.get_many(k for row in keys for k in row)
+        results = [[self._as_asked(Judgement(**hits[k])) if k in hits else None for k in row] for row in keys]
+        todo = [i for i, row in enumerate(results) if any(r is None or self.owes_explanation(r) for r in row)]
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            if any(r is None for i in chunk for r in results[i]):
+                judged = self.judge.judge_texts([samples[i] for i in chunk], subgoals)
+            else:  # every score is known: only explanations are missing
+                judged = [[None] * len(subgoals) for _ in chunk]
+            changed = {(i, j) for i in chunk for j, r in enumerate(results[i]) if r is None}
+            for i, row in zip(chunk, judged):
+                results[i] = [new if old is None else old for old, new in zip(results[i], row)]
+            # scores read back that now owe an explanation (a cached run without them, another threshold)
+            owed = [(n, j) for n, i in enumerate(chunk) for j, r in enumerate(results[i]) if self.owes_explanation(r)]
+            if owed:
+                local = [results[i] for i in chunk]
+                self.judge.add_explanations([samples[i] for i in chunk], subgoals, local, owed)
+                changed |= {(chunk[n], j) for n, j in owed}
+            done = {keys[i][j]: results[i][j].__dict__ for i, j in changed if results[i][j].error is None}
+            self.cache.put_many(done, self.settings)
+        return results

@@ -13,7 +13,8 @@ from .gaps import DEFAULT_DISTANCE, DEFAULT_MAX_THEMES, DEFAULT_MIN_THEME
 from .models import EMBEDDED_WARNING
 from .engines import ENGINES
 from .engines.openai import STRUCTURED
-from .scorer import DEFAULT_MODE, DEFAULT_THRESHOLD, MODES
+from .columns import DEFAULT_THRESHOLD
+from .judge import DEFAULT_MODE, MODES
 
 
 def _warn_if_embedded(model_or_identity: str | None) -> None:
@@ -92,12 +93,12 @@ def _engine_or_name(model: str | None, args, engine: str = "transformers", base_
     trust = getattr(args, "trust_remote_code", False)
     if model is None or (engine == "transformers" and not trust):
         return model
-    from .engines import engine_options, get_engine, remote_code_options, resolve_engine_model
+    from .engines import engine_options, get_engine, resolve_engine_model
 
     if engine == "transformers":
-        return get_engine(model, "transformers", None, remote_code_options(True))
+        return get_engine(model, "transformers", {"trust_remote_code": True})
     options = engine_options(engine, {"base_url": base_url} if base_url else {})
-    return get_engine(resolve_engine_model(model, engine, options)[0], engine, None, options)
+    return get_engine(resolve_engine_model(model, engine, options)[0], engine, options)
 
 
 def _resume_note(scorer, started: float) -> str:

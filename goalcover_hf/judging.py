@@ -1,10 +1,10 @@
-"""Judging methods that make small judges more useful, layered on any scorer's ``judge_texts``.
+"""Judging methods that make small judges more useful, layered on any raw judge.
 
-Every function here takes a ``scorer``: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal]
-Judgement`` that judges with one prompt and no method on top (a :class:`~goalcover_hf.scorer.Scorer`'s ``raw``, or
-a caching wrapper around it); the two layout methods also pass ``prompt=`` (a template of ``goalcover_hf/prompts``).
-Methods change only the subgoal text or prompt layout the scorer sees and the arithmetic on its scores, never the
-scorer itself, so each is also a Scorer option (``Scorer(..., method=...)``). A method's value is the judgement's
+Every function here takes a ``raw`` judge: anything with ``judge_texts(samples, subgoals, prompt=None) ->
+[sample][subgoal] Judgement`` that judges with one prompt and no method on top (a :class:`~goalcover_hf.judge.Judge`,
+or a caching wrapper around one); ``verdict_first`` in logprobs mode also reads its ``distributions``. Methods change
+only the subgoal text or prompt layout the judge sees and the arithmetic on its scores, never the judge itself, so each
+is also a Scorer option (``Scorer(..., method=...)``); :class:`MethodJudge` is that option. A method's value is the judgement's
 ``expected``; methods that take one judgement as it is keep its ``score`` (the argmax digit in logprobs mode), the
 others round their value into 1..5. A pair whose underlying judgement failed keeps its ``error`` and gets no score.
 
@@ -29,7 +29,7 @@ subgoal the value the judge gives to content-free (or mismatched) samples, which
 one subgoal cancels out.
 
 Example:
-    >>> raw = Scorer(spec, model, mode="logprobs").raw    # one prompt, no method, no explanations
+    >>> raw = Scorer(spec, model, mode="logprobs").raw    # a Judge: one prompt, no method, no explanations
     >>> offsets = calibrate(raw, spec.subgoals)
     >>> judged = apply_calibration(judge(raw, texts, spec.subgoals, "expected"), spec.subgoals, offsets)
     >>> Scorer(spec, model, method="expected+cal").judge_texts(texts)   # the same, as a scorer option
@@ -37,26 +37,36 @@ Example:
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
-from .scorer import Judgement
+from .columns import DEFAULT_THRESHOLD, Judgement
+from .errors import GoalcoverError
+from .judge import DEFAULT_PROMPT, SCORE_CHOICES, Distribution, from_distribution
+from .prompts import load_prompt, subgoal_text
 from .spec import Subgoal
 
 METHODS = ("score", "expected", "no_anchors", "contrastive", "consistency", "verdict_first", "subgoal_first")
 DEFAULT_METHOD = "expected"
-DEFAULT_PROMPT = "score_v1"
 # Methods that change the prompt's layout: the template each judges with (every other method uses DEFAULT_PROMPT).
 PROMPTS = {"verdict_first": "score_verdict_v1", "subgoal_first": "score_subgoal_first_v1"}
 # What a method may be suffixed with: "+cal" (content-free references) anywhere; the benchmark adds "+calx".
 CALIBRATIONS = ("cal",)
 # Inputs that demonstrate nothing: whatever the judge gives them for a subgoal is its bias for that subgoal.
 CONTENT_FREE = ("N/A", "[empty]", "...")
+VERDICT_CHOICES = ("Yes", "No")  # one token each in the tokenizers tried (SmolLM2, Qwen2.5)
+EXPLAIN = ("sample", "low", "all", "none")  # "sample": scores only here; goalcover_hf.explain picks the pairs
 
 
-class JudgeTexts(Protocol):
-    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None,
-                    **prompt) -> list[list[Judgement]]:  # prompt=NAME only from the layout methods
-        ...
+class RawJudge(Protocol):
+    """What the methods need of a judge: one prompt's judgements (see :class:`~goalcover_hf.judge.Judge`)."""
+
+    mode: str
+
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal],
+                    prompt: str | None = None) -> list[list[Judgement]]: ...
+
+    def distributions(self, samples: Sequence[str], subgoals: Sequence[Subgoal], ask: str, choices: Sequence[str],
+                      follow: Sequence[dict] = (), prompt: str | None = None) -> list[list[Distribution]]: ...
 
 
 def parse_method(method: str, calibrations: Sequence[str] = CALIBRATIONS) -> tuple[str, str]:
@@ -69,7 +79,7 @@ def parse_method(method: str, calibrations: Sequence[str] = CALIBRATIONS) -> tup
     base, plus, cal = str(method).partition("+")
     if base not in METHODS or (plus and cal not in calibrations):
         suffixes = " or ".join("+" + c for c in calibrations)
-        raise ValueError(f"unknown judging method {method!r}; choose from {', '.join(METHODS)}, "
+        raise GoalcoverError(f"unknown judging method {method!r}; choose from {', '.join(METHODS)}, "
                          f"optionally suffixed {suffixes}")
     return base, cal
 
@@ -126,37 +136,46 @@ VARIANTS = (lambda s: s, without_anchors, checklist)
 
 
 # ---- methods -------------------------------------------------------------------------------------------------------
-def _values(scorer: JudgeTexts, samples, subgoals, use_score=False):
-    judged = scorer.judge_texts(list(samples), list(subgoals))
+def _values(raw: RawJudge, samples, subgoals, use_score=False):
+    judged = raw.judge_texts(list(samples), list(subgoals))
     return judged, [[_value(j, use_score) for j in row] for row in judged]
 
 
-def judge(scorer: JudgeTexts, samples: Sequence[str], subgoals: Sequence[Subgoal], method: str = "expected"):
+def method_subgoals(method: str, sub: Subgoal) -> list[Subgoal]:
+    """The wordings of ``sub`` a method shows the judge (the truncation budget must fit the longest)."""
+    base = parse_method(method, ("cal", "calx"))[0]
+    if base == "no_anchors":
+        return [without_anchors(sub)]
+    if base == "contrastive":
+        return [sub, negate(sub)]
+    if base == "consistency":
+        return [variant(sub) for variant in VARIANTS]
+    return [sub]
+
+
+def judge(raw: RawJudge, samples: Sequence[str], subgoals: Sequence[Subgoal], method: str = "expected"):
     """Judge every sample against every subgoal with ``method``; returns ``[sample][subgoal]`` judgements."""
     if method not in METHODS:
         raise ValueError(f"unknown judging method {method!r}; choose from {', '.join(METHODS)}")
-    subgoals = list(subgoals)
+    samples, subgoals = list(samples), list(subgoals)
     # One judgement per pair, taken as it is (its argmax score, its expected value).
     if method in ("expected", "no_anchors"):
-        subs = [without_anchors(s) for s in subgoals] if method == "no_anchors" else subgoals
-        return scorer.judge_texts(list(samples), subs)
+        return raw.judge_texts(samples, [without_anchors(s) for s in subgoals] if method == "no_anchors" else subgoals)
+    if method == "verdict_first":
+        return _verdict_first(raw, samples, subgoals)
     if method in PROMPTS:
-        return scorer.judge_texts(list(samples), subgoals, prompt=PROMPTS[method])
+        return raw.judge_texts(samples, subgoals, prompt=PROMPTS[method])
     if method == "score":
-        judged, values = _values(scorer, samples, subgoals, use_score=True)
+        judged, values = _values(raw, samples, subgoals, use_score=True)
         return [[_from_value(v, j) for v, j in zip(vr, jr)] for vr, jr in zip(values, judged)]
     if method == "contrastive":
-        judged, pos = _values(scorer, samples, subgoals)
-        neg_judged, neg = _values(scorer, samples, [negate(s) for s in subgoals])
-        out = []
-        for jr, nr, pr, qr in zip(judged, neg_judged, pos, neg):
-            out.append([
-                _from_value(None if p is None or q is None else 3 + (p - q) / 2, j, j.error or n.error)
-                for j, n, p, q in zip(jr, nr, pr, qr)
-            ])
-        return out
+        judged, pos = _values(raw, samples, subgoals)
+        neg_judged, neg = _values(raw, samples, [negate(s) for s in subgoals])
+        return [[_from_value(None if p is None or q is None else 3 + (p - q) / 2, j, j.error or n.error)
+                 for j, n, p, q in zip(jr, nr, pr, qr)]
+                for jr, nr, pr, qr in zip(judged, neg_judged, pos, neg)]
     # consistency: mean over the wordings; any failed wording fails the pair (an average of fewer is another method)
-    runs = [_values(scorer, samples, [variant(s) for s in subgoals]) for variant in VARIANTS]
+    runs = [_values(raw, samples, [variant(s) for s in subgoals]) for variant in VARIANTS]
     out = []
     for i in range(len(samples)):
         row = []
@@ -169,9 +188,52 @@ def judge(scorer: JudgeTexts, samples: Sequence[str], subgoals: Sequence[Subgoal
     return out
 
 
+def _verdict_first(raw: RawJudge, samples: list[str], subgoals: list[Subgoal]) -> list[list[Judgement]]:
+    """Generate mode: the template's JSON {verdict, explanation, score}. Logprobs mode: P(verdict), then the digits
+    after each verdict said, mixed by total probability: ``P(Yes) p(d | Yes) + P(No) p(d | No)``."""
+    prompt = PROMPTS["verdict_first"]
+    if getattr(raw, "mode", None) != "logprobs" or not hasattr(raw, "distributions"):
+        return raw.judge_texts(samples, subgoals, prompt=prompt)  # a judge that mixes the verdict itself
+    follow = load_prompt(prompt).section("ask_score_after_verdict")
+    verdicts = raw.distributions(samples, subgoals, "ask_verdict", VERDICT_CHOICES, prompt=prompt)
+    branches = [raw.distributions(samples, subgoals, "ask_verdict", SCORE_CHOICES, prompt=prompt,
+                                  follow=[{"role": "assistant", "content": v}, {"role": "user", "content": follow}])
+                for v in VERDICT_CHOICES]
+    out = []
+    for i in range(len(samples)):
+        row = []
+        for j in range(len(subgoals)):
+            pv, after = verdicts[i][j], [b[i][j] for b in branches]
+            failed = next((p for p in [pv, *after] if isinstance(p, str)), None)
+            row.append(from_distribution(failed if failed is not None else
+                                         [sum(pv[v] * after[v][d] for v in range(len(pv))) for d in range(5)]))
+        out.append(row)
+    return out
+
+
+def fixed_chats(raw, method: str, explain: str, subgoals: Sequence[Subgoal]) -> list[list[dict]]:
+    """Every chat ``method`` may ask about a sample, rendered with an empty one: the prompt that the truncation
+    budget must leave room for (the method's template and the plain one, each wording, each question)."""
+    chats = []
+    for prompt in dict.fromkeys((prompt_for(method), DEFAULT_PROMPT)):
+        template = load_prompt(prompt)
+        for sub in (w for s in subgoals for w in method_subgoals(method, s)):
+            if raw.mode == "generate":
+                chats.append(raw.chat("", sub, "ask_json", prompt))
+            elif "ask_verdict" in template.parts():
+                chats.append(raw.chat("", sub, "ask_verdict", prompt) + [
+                    {"role": "assistant", "content": VERDICT_CHOICES[0]},
+                    {"role": "user", "content": template.section("ask_score_after_verdict")}])
+            else:
+                chats.append(raw.chat("", sub, "ask_digit", prompt))
+            if raw.mode == "logprobs" and explain != "none":
+                chats.append(raw.chat("", sub, "ask_explanation", prompt, score=5))
+    return chats
+
+
 # ---- calibration ---------------------------------------------------------------------------------------------------
 def calibrate(
-    scorer: JudgeTexts,
+    raw: RawJudge,
     subgoals: Sequence[Subgoal],
     method: str = "expected",
     samples: Sequence[str] = CONTENT_FREE,
@@ -181,10 +243,10 @@ def calibrate(
     not to show the subgoal, e.g. from another domain), minus ``floor``, the value such samples should get.
 
     Example:
-        >>> calibrate(scorer, spec.subgoals)
+        >>> calibrate(raw, spec.subgoals)
         {'states_dose': 1.8, 'warns_side_effects': 0.4}
     """
-    judged = judge(scorer, samples, subgoals, method)
+    judged = judge(raw, samples, subgoals, method)
     offsets = {}
     for k, sub in enumerate(subgoals):
         values = [row[k].expected for row in judged if row[k].error is None]
@@ -212,3 +274,78 @@ def apply_calibration(
                 new.append(Judgement(score=to_score(value), expected=value, explanation=j.explanation))
         out.append(new)
     return out
+
+
+class Calibration:
+    """``+cal`` offsets for a judge, measured once per subgoal wording and kept (a callable giving them by id).
+
+    Args:
+        judge: judges content-free samples with the method's base (anything with ``judge_texts``).
+    """
+
+    def __init__(self, judge):
+        self.judge, self.offsets = judge, {}
+
+    def by_text(self, subgoals: Sequence[Subgoal]) -> dict[str, float]:
+        """Offsets by :func:`~goalcover_hf.prompts.subgoal_text`, measuring those not yet known."""
+        missing = list({subgoal_text(s): s for s in subgoals if subgoal_text(s) not in self.offsets}.values())
+        if missing:
+            # offsets come back by id; ids need not be unique among reworded subgoals, so number them here
+            numbered = [s.model_copy(update={"id": f"s{k}"}) for k, s in enumerate(missing)]
+            measured = calibrate(self.judge, numbered, "expected")
+            self.offsets.update({subgoal_text(s): measured[f"s{k}"] for k, s in enumerate(missing)})
+        return {subgoal_text(s): self.offsets[subgoal_text(s)] for s in subgoals}
+
+    def __call__(self, subgoals: Sequence[Subgoal]) -> dict[str, float]:
+        offsets = self.by_text(subgoals)
+        return {s.id: offsets[subgoal_text(s)] for s in subgoals}
+
+
+# ---- a method as a judge ---------------------------------------------------------------------------------------------
+class MethodJudge:
+    """A judging method over a raw judge: the method's arithmetic, its calibration, then the explanations its scores
+    call for (``logprobs`` mode). This is what a :class:`~goalcover_hf.scorer.Scorer` judges with.
+
+    Args:
+        raw: the raw judge (:class:`~goalcover_hf.judge.Judge`).
+        method: a :data:`METHODS` name, optionally suffixed ``"+cal"``.
+        explain: in ``logprobs`` mode, which pairs get an explanation here: ``"low"`` (score below ``threshold``),
+            ``"all"``, or none (``"none"``, and ``"sample"``, whose budgeted draw :mod:`goalcover_hf.explain` makes).
+        threshold: the score at which a sample supports a subgoal.
+        offsets: for ``+cal``: a function giving each subgoal's calibration offset by id (see :func:`calibrate`).
+    """
+
+    def __init__(self, raw, method: str = DEFAULT_METHOD, explain: str = "none", threshold: int = DEFAULT_THRESHOLD,
+                 offsets: Callable[[Sequence[Subgoal]], dict[str, float]] | None = None):
+        if explain not in EXPLAIN:
+            raise GoalcoverError(f"explain must be one of {EXPLAIN}, got {explain!r}")
+        self.base, self.cal = parse_method(method)
+        if self.cal and offsets is None:
+            raise ValueError(f"method {method!r} needs calibration offsets")
+        self.raw, self.method, self.explain, self.threshold, self.offsets = raw, method, explain, threshold, offsets
+
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal]) -> list[list[Judgement]]:
+        """Judge every sample against every subgoal; returns ``[sample][subgoal]``."""
+        subgoals = list(subgoals)
+        judged = judge(self.raw, samples, subgoals, self.base)
+        if self.cal:
+            judged = apply_calibration(judged, subgoals, self.offsets(subgoals))
+        wanted = [(i, j) for i, row in enumerate(judged) for j, one in enumerate(row) if self.owes_explanation(one)]
+        self.add_explanations(samples, subgoals, judged, wanted)
+        return judged
+
+    def add_explanations(self, samples: Sequence[str], subgoals: Sequence[Subgoal], judged: list[list[Judgement]],
+                         pairs: Sequence[tuple[int, int]]) -> None:
+        """Explain the scores of ``pairs`` of ``judged`` (in place), with the method's template."""
+        if pairs:
+            self.raw.explain(list(samples), list(subgoals), judged, pairs, prompt=prompt_for(self.method))
+
+    def wants_explanation(self, j: Judgement) -> bool:
+        """Whether this method's settings give a judgement an explanation (generate mode: always, with its score)."""
+        if self.raw.mode != "logprobs":
+            return True
+        return j.score is not None and (self.explain == "all" or (self.explain == "low" and j.score < self.threshold))
+
+    def owes_explanation(self, j: Judgement) -> bool:
+        """Whether a scored judgement still lacks the explanation this method's settings ask for."""
+        return j.explanation is None and self.raw.mode == "logprobs" and self.wants_explanation(j)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import GoalcoverError
+from .files import atomic_path
 from .logging import get_logger
 from .paths import cache_dir
 
@@ -30,8 +31,24 @@ EMBEDDED_WARNING = (
 )
 
 
-class ModelNotFoundError(FileNotFoundError):
+EMBEDDED_FAMILY = "smollm2-135m"  # in the name of the embedded model however it is served (a server's alias, ...)
+
+
+class ModelNotFoundError(GoalcoverError, FileNotFoundError):
     """The ``model=`` argument names nothing that can be loaded."""
+
+
+def is_embedded_model(model_or_identity: str | None) -> bool:
+    """Whether a model name or identity is the embedded SmolLM2-135M judge (a toy: its scores diagnose nothing),
+    whichever engine serves it: ``"embedded"``, its identity, or a server's name for it.
+
+    Example:
+        >>> [is_embedded_model(m) for m in ("embedded", "SmolLM2-135M-Instruct-Q4_1", "Qwen/Qwen2.5-7B-Instruct")]
+        [True, True, False]
+    """
+    if not model_or_identity:
+        return False
+    return model_or_identity == EMBEDDED or EMBEDDED_FAMILY in model_or_identity.lower()
 
 
 @dataclass(frozen=True)
@@ -45,8 +62,9 @@ class ModelRef:
     revision: str | None = None
 
     @property
-    def is_embedded(self) -> bool:
-        return self.kind == EMBEDDED
+    def names(self) -> tuple[str, str]:
+        """``(spec, identity)``: how an engine serving a local model answers ``resolve_engine_model``."""
+        return self.spec, self.identity
 
 
 def embedded_gguf_path() -> Path:
@@ -110,6 +128,21 @@ def resolve_model(model: str | None = None) -> ModelRef:
     return ModelRef(model, "hub", repo_id, f"{repo_id}@{revision or 'main'}", revision or None)
 
 
+def from_gguf(gguf: Path, *auto_classes) -> list:
+    """``from_pretrained`` of each transformers auto class on a GGUF file; one it cannot read is a
+    :class:`ModelNotFoundError`.
+
+    Example:
+        >>> config, tokenizer = from_gguf(Path("judge.gguf"), AutoConfig, AutoTokenizer)
+    """
+    try:
+        # A GGUF holds weights and metadata only: there is never model code to run.
+        return [cls.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
+                for cls in auto_classes]
+    except Exception as err:  # gguf/transformers raise many kinds on a damaged file
+        raise ModelNotFoundError(f"{gguf}: cannot read this GGUF file ({type(err).__name__}: {err})") from None
+
+
 def gguf_to_folder(gguf: Path) -> Path:
     """Convert a GGUF file to a safetensors folder in the cache once; return the folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -118,23 +151,15 @@ def gguf_to_folder(gguf: Path) -> Path:
     if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
         return target
     logger.info("converting %s to safetensors once (about 30 s; later loads take seconds)", gguf.name)
-    try:
-        # A GGUF holds weights and metadata only: there is never model code to run.
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
-    except Exception as err:  # gguf/transformers raise many kinds on a damaged file
-        raise ModelNotFoundError(f"{gguf}: cannot read this GGUF file ({type(err).__name__}: {err})") from None
+    tokenizer, model = from_gguf(gguf, AutoTokenizer, AutoModelForCausalLM)
     # save_pretrained refuses a GGUF-dequantized model while it still carries the quantizer.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "goalcover_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": file_sha256(gguf)}))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # atomic: a half-written folder is never taken for a finished one
+    with atomic_path(target) as tmp:  # a half-written folder is never taken for a finished one
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "goalcover_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": file_sha256(gguf)}))
     return target
 
 

@@ -1,21 +1,39 @@
 """A scripted OpenAI-compatible server on 127.0.0.1: answers digit-probability requests with fixed logprobs and records
-every request (body and headers), so tests can see exactly what goalcover's openai engine sent."""
+every request (body and headers), so tests can see exactly what goalcover's openai engine sent.
+
+It answers at once (no model behind it), and can be told to hold requests until several are in at the same time
+(:meth:`ScriptedServer.hold_until`) or to never answer one (``plan.append("hang")``): concurrency and timeouts are
+then shown by events, not by how fast the machine is.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "scripted-judge"
 TOP = [{"token": "3", "logprob": -0.2}, {"token": "4", "logprob": -1.8}, {"token": "x", "logprob": -3.0}]
+PATIENCE = 60.0  # seconds a held request waits before giving up on the others: only a failing test waits that long
 
 
 class ScriptedServer:
-    """``max_model_len``: reported in ``GET /v1/models`` as vLLM does (None: not reported)."""
+    """``max_model_len``: reported in ``GET /v1/models`` as vLLM does (None: not reported).
+
+    Each POST takes the next action from ``plan``, else answers: ``"hang"`` never answers (until :meth:`close`), so a
+    client's timeout fires for certain. ``max_in_flight`` is the most POSTs the server held at once.
+    """
 
     def __init__(self, max_model_len: int | None = None):
         self.requests: list[dict] = []  # {"path", "headers", "body"}
+        self.plan: deque[str] = deque()
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.gate_at = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +50,25 @@ class ScriptedServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 self._record(body)
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    if server.in_flight >= server.gate_at:
+                        server.gate.set()
+                    action = server.plan.popleft() if server.plan else "answer"
+                try:
+                    if action == "hang":
+                        server.closing.wait(PATIENCE)
+                        self.close_connection = True
+                        return
+                    if not server.gate.wait(PATIENCE):
+                        server.gate.set()  # the others never came: let everyone through; the test sees max_in_flight
+                    self._answer(body)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _answer(self, body):
                 if not body.get("logprobs"):
                     self._reply({"error": "this scripted server only answers logprobs requests"}, 400)
                     return
@@ -55,9 +92,20 @@ class ScriptedServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
+    def hold_until(self, n: int) -> None:
+        """Hold every POST until ``n`` are in at once (then let all through): proof that a client overlaps them."""
+        with self.lock:
+            self.gate_at = n
+            self.gate.clear()
+
+    @property
+    def posts(self) -> int:
+        return sum(1 for r in self.requests if r["body"] is not None)
+
     def chats(self) -> list[list[dict]]:
         return [r["body"]["messages"] for r in self.requests if r["body"]]
 
     def close(self) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()

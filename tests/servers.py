@@ -63,9 +63,10 @@ class FaultProxy:
     """An HTTP proxy in front of ``upstream`` that misbehaves on purpose.
 
     Each POST takes the next action from ``plan`` (then ``default``): ``"ok"`` forwards; ``"500"``, ``"400"``, ... answer
-    that status (any number); ``"drop"`` closes the connection without a reply; ``"delay:S"`` waits S seconds, then forwards.
+    that status (any number); ``"drop"`` closes the connection without a reply. (Concurrency and timeouts are shown
+    with ``fake_openai.ScriptedServer``, whose events do not depend on how fast the model answers.)
     Fields named in ``strip`` are removed from every POST body before forwarding (a server ignoring a parameter).
-    GETs are always forwarded. ``posts`` counts POSTs; ``max_in_flight`` is the most POSTs seen at once.
+    GETs are always forwarded. ``posts`` counts POSTs.
     """
 
     def __init__(self, upstream: str):
@@ -74,8 +75,6 @@ class FaultProxy:
         self.default = "ok"
         self.strip: set[str] = set()
         self.posts = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
         self.lock = threading.Lock()
@@ -94,18 +93,12 @@ class FaultProxy:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with proxy.lock:
                     proxy.posts += 1
-                    proxy.in_flight += 1
-                    proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
                     action = proxy.plan.popleft() if proxy.plan else proxy.default
                     for field in proxy.strip:
                         body.pop(field, None)
                     proxy.bodies.append(body)
                     proxy.auth.append(self.headers.get("Authorization"))
-                try:
-                    self._act(action, body)
-                finally:
-                    with proxy.lock:
-                        proxy.in_flight -= 1
+                self._act(action, body)
 
             def _act(self, action, body):
                 if action == "drop":
@@ -115,8 +108,6 @@ class FaultProxy:
                 if action.isdigit():
                     self._reply(int(action), b'{"error": {"message": "injected fault"}}')
                     return
-                if action.startswith("delay:"):
-                    time.sleep(float(action.split(":", 1)[1]))
                 self._forward(json.dumps(body).encode())
 
             def _forward(self, data):
@@ -152,7 +143,7 @@ class FaultProxy:
             self.plan.clear()
             self.default = "ok"
             self.strip = set()
-            self.posts = self.max_in_flight = 0
+            self.posts = 0
             self.bodies = []
             self.auth = []
 

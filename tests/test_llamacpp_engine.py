@@ -4,8 +4,8 @@ import pytest
 from datasets import Dataset
 
 from goalcover_hf import Scorer
-from goalcover_hf.engines import get_engine
-from goalcover_hf.scorer import SCORE_CHOICES, JudgementJSON
+from goalcover_hf.engines import get_counter, get_engine
+from goalcover_hf.judge import SCORE_CHOICES, JudgementJSON
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'goalcover_hf[llamacpp]'")
 pytest.importorskip("numba", reason="numba is not installed: pip install 'goalcover_hf[llamacpp]'")
@@ -20,7 +20,7 @@ CHATS = [
 
 @pytest.fixture(scope="module")
 def engine():
-    return get_engine("embedded", "llamacpp", 1)  # one thread: llama.cpp's spinning threads crawl on a busy machine
+    return get_engine("embedded", "llamacpp", {"threads": 1})  # one thread: llama.cpp's spinning threads crawl on a busy machine
 
 
 def test_prefix_reuse_does_not_change_probabilities(engine):
@@ -54,6 +54,16 @@ def test_scorer_through_llamacpp_gives_the_same_columns_and_provenance(spec):
     provenance = scorer.provenance()
     assert provenance["engine"] == "llamacpp"
     assert provenance["model"] == Scorer(spec, "embedded").provenance()["model"]  # same weights, same identity
+
+
+def test_a_loaded_engine_counts_as_llama_cpp_reads_and_as_its_counter_says():
+    options = {"threads": 1, "max_context_tokens": 1000}
+    engine = get_engine("embedded", "llamacpp", options)
+    loaded = engine.token_counter()
+    counter = get_counter("embedded", "llamacpp", options)  # no llama-cpp-python: the GGUF read by transformers
+    assert loaded.context == counter.context == 1000
+    for chat in CHATS:
+        assert loaded.count_chat(chat) == counter.count_chat(chat) == len(engine.tokens(chat))
 
 
 def test_llamacpp_needs_a_gguf(tiny_model, spec):

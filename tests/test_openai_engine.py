@@ -9,11 +9,12 @@ import logging
 
 import pytest
 from datasets import Dataset
+from fake_openai import ScriptedServer
 
 from goalcover_hf import Scorer
 from goalcover_hf.engines import EngineMisconfigured, get_engine
 from goalcover_hf.engines.openai import OpenAIEngine, RequestFailed
-from goalcover_hf.scorer import SCORE_CHOICES, JudgementJSON
+from goalcover_hf.judge import SCORE_CHOICES, JudgementJSON
 
 CHAT = [{"role": "system", "content": "You are terse."},
         {"role": "user", "content": "Rate from 1 to 5 how well 'take 200 mg' states a dose. One digit."}]
@@ -100,11 +101,21 @@ def test_a_server_without_logprobs_fails_loudly(proxy):
         engine(proxy.base_url).choice_probs([CHAT], SCORE_CHOICES)
 
 
-def test_requests_in_flight_are_bounded(proxy):
-    proxy.default = "delay:0.3"
-    probs = engine(proxy.base_url, max_in_flight=3).choice_probs([CHAT] * 7, SCORE_CHOICES)
-    assert all(p is not None for p in probs) and proxy.posts == 7
-    assert 1 < proxy.max_in_flight <= 3
+@pytest.fixture
+def scripted():
+    """A server with no model behind it, answering at once: timing is set by the test's events alone."""
+    server = ScriptedServer()
+    yield server
+    server.close()
+
+
+def test_requests_in_flight_overlap_up_to_the_bound(scripted):
+    # The server holds each request until three are in at once: a client that did not overlap them would leave
+    # the first one waiting (PATIENCE), and the count below would say so.
+    scripted.hold_until(3)
+    probs = engine(scripted.base_url, max_in_flight=3).choice_probs([CHAT] * 7, SCORE_CHOICES)
+    assert all(p is not None for p in probs) and scripted.posts == 7
+    assert scripted.max_in_flight == 3
 
 
 @pytest.mark.parametrize("faults, posts", [(["500", "500"], 3), (["drop"], 2), (["503", "drop", "502"], 4)])
@@ -114,10 +125,11 @@ def test_transient_faults_are_retried(proxy, faults, posts):
     assert p is not None and proxy.posts == posts
 
 
-def test_a_timeout_is_retried(proxy):
-    proxy.plan.append("delay:3")
-    [p] = engine(proxy.base_url, timeout=1).choice_probs([CHAT], SCORE_CHOICES)
-    assert p is not None and proxy.posts == 2
+def test_a_timeout_is_retried(scripted):
+    scripted.plan.append("hang")  # the first request is never answered: the client's timeout fires for certain
+    [p] = engine(scripted.base_url, timeout=2, retries=3).choice_probs([CHAT], SCORE_CHOICES)
+    assert p is not None and scripted.posts >= 2
+    assert scripted.requests[-1]["body"]["messages"] == CHAT  # answered on a retry of the same request
 
 
 def test_last_failure_becomes_a_per_pair_error_and_the_key_is_never_logged(proxy, spec, monkeypatch, caplog):

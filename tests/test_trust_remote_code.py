@@ -7,6 +7,7 @@ import pytest
 from tiny_model import plant_remote_code
 
 from goalcover_hf.cli import main
+from goalcover_hf.errors import GoalcoverError
 from goalcover_hf.scorer import Scorer
 
 
@@ -34,6 +35,7 @@ def test_api_refuses_the_code_by_default(planted, spec):
     with pytest.raises(ValueError, match="--trust-remote-code") as err:
         scorer.judge_texts(["QUESTION: q\n\nANSWER: a"])
     assert "auto_map" in str(err.value) and folder.name in str(err.value)
+    assert isinstance(err.value, GoalcoverError)  # the user's to decide: the CLI prints it, no traceback
     assert not marker.exists()
 
 

@@ -11,16 +11,18 @@ of the previous chat: the sample text, shared by all of a sample's subgoals, is 
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
-import numpy as np
 from pydantic import BaseModel
 
+from ..errors import GoalcoverError
 from ..logging import get_logger
-from ..models import resolve_model
-from .base import Chat, Engine
+from ..models import ModelRef, from_gguf, resolve_model
+from .base import THREADS, Chat, Engine, EngineOption, default_threads
+from .registry import register_engine
+from .tokens import TokenizerCounter, context_of, lowest
 
 logger = get_logger(__name__)
 
@@ -28,12 +30,22 @@ DEFAULT_N_CTX = 8192
 INSTALL_HINT = "the llamacpp engine needs llama-cpp-python and numba: pip install 'goalcover_hf[llamacpp]'"
 
 
+def gguf_ref(model: str | None) -> ModelRef:
+    """``model`` resolved, refused unless it is a GGUF file (or the embedded one)."""
+    ref = resolve_model(model)
+    if ref.kind not in ("embedded", "gguf"):
+        raise GoalcoverError(f"{model}: the llamacpp engine reads .gguf files (or 'embedded'); this is a {ref.kind} "
+                             "model")
+    return ref
+
+
+@register_engine("llamacpp")
 class LlamaCppEngine(Engine):
     """Scores with llama.cpp.
 
     Args:
         model: a ``.gguf`` file or ``"embedded"``.
-        threads: CPU threads (default: all cores).
+        threads: CPU threads (default: :func:`~goalcover_hf.engines.base.default_threads`).
         n_ctx: context length in tokens (prompt plus reply).
 
     Example:
@@ -41,32 +53,52 @@ class LlamaCppEngine(Engine):
         >>> engine.choice_probs([[{"role": "user", "content": "Pick 1-5"}]], ["1", "2", "3", "4", "5"])
     """
 
-    name = "llamacpp"
+    options = (
+        THREADS,
+        EngineOption("n_ctx", int, f"context length in tokens, prompt plus reply (default {DEFAULT_N_CTX}, "
+                     "at most the GGUF's own)", default=DEFAULT_N_CTX),
+    )
 
-    def __init__(self, model: str = "embedded", threads: int | None = None, n_ctx: int = DEFAULT_N_CTX):
+    @classmethod
+    def resolve(cls, model: str | None, options: dict[str, Any]) -> tuple[str, str]:
+        return gguf_ref(model).names
+
+    @classmethod
+    def counter(cls, model: str | None, options: dict[str, Any]) -> TokenizerCounter:
+        """The GGUF's tokenizer as transformers reads it (no weights, no llama-cpp-python); context ``n_ctx``, at
+        most the GGUF's own and ``max_context_tokens``."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        config, tokenizer = from_gguf(Path(gguf_ref(model).location), AutoConfig, AutoTokenizer)
+        context = lowest(context_of(config), options.get("n_ctx", DEFAULT_N_CTX), options.get("max_context_tokens"))
+        return TokenizerCounter(tokenizer, context)
+
+    def __init__(self, model: str | None = "embedded", threads: int | None = None, n_ctx: int = DEFAULT_N_CTX):
         try:
             import llama_cpp
         except ImportError:
             raise ImportError(INSTALL_HINT) from None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self.ref = resolve_model(model)
-        if self.ref.kind not in ("embedded", "gguf"):
-            raise ValueError(f"{model}: the llamacpp engine reads .gguf files (or 'embedded')")
+        self.ref = gguf_ref(model)
         self.identity = self.ref.identity
-        threads = threads or os.cpu_count() or 1
+        self.n_ctx = n_ctx
+        threads = threads or default_threads()
         logger.info("loading %s with llama.cpp", self.identity)
         self.llm = llama_cpp.Llama(model_path=self.ref.location, n_ctx=n_ctx, n_threads=threads,
                                    n_threads_batch=threads, logits_all=False, verbose=False, seed=0)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise ValueError(f"{self.identity}: the GGUF has no chat template; use an instruction-tuned model")
+            raise GoalcoverError(f"{self.identity}: the GGUF has no chat template; use an instruction-tuned model")
         vocab = self.llm._model
         self._bos = vocab.token_get_text(vocab.token_bos()) if vocab.token_bos() >= 0 else ""
         self._add_bos = bool(vocab.add_bos_token())
         self._formatter = Jinja2ChatFormatter(template=template, bos_token=self._bos,
                                               eos_token=vocab.token_get_text(vocab.token_eos()))
         self._outlines_model = None
+
+    def token_counter(self) -> TokenizerCounter:
+        return self.counter(self.ref.spec, {"n_ctx": self.n_ctx, "max_context_tokens": self.max_context_tokens})
 
     def chat_text(self, chat: Chat) -> str:
         text = self._formatter(messages=list(chat)).prompt
@@ -103,12 +135,13 @@ class LlamaCppEngine(Engine):
         for choice in choices:
             tokens = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
             if len(tokens) != 1:
-                raise ValueError(f"{self.identity}: choice {choice!r} is not a single token")
+                raise GoalcoverError(f"{self.identity}: choice {choice!r} is not a single token")
             ids.append(tokens[0])
         return ids
 
     def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str]) -> list[list[float]]:
         import llama_cpp
+        import numpy as np
 
         ids = self.choice_token_ids(choices)
         out = []

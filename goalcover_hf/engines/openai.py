@@ -44,8 +44,10 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel
 
+from ..errors import GoalcoverError
 from ..logging import get_logger
-from .base import Chat, Engine, EngineMisconfigured
+from .base import Chat, Engine, EngineMisconfigured, EngineOption
+from .registry import register_engine
 
 logger = get_logger(__name__)
 
@@ -79,7 +81,7 @@ def normalize_base_url(base_url: str) -> str:
     """``http://host:8000`` and ``http://host:8000/v1/`` both become ``http://host:8000/v1``."""
     url = base_url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        raise GoalcoverError(f"--base-url must start with http:// or https://, got {base_url!r}")
     return url if url.endswith("/v1") else url + "/v1"
 
 
@@ -87,7 +89,7 @@ def api_key(api_key_env: str | None = None) -> str | None:
     """The API key from ``api_key_env`` if named, else ``GOALCOVER_API_KEY``, else ``OPENAI_API_KEY``."""
     if api_key_env:
         if not os.environ.get(api_key_env):
-            raise ValueError(f"--api-key-env names {api_key_env}, but that environment variable is not set")
+            raise GoalcoverError(f"--api-key-env names {api_key_env}, but that environment variable is not set")
         return os.environ[api_key_env]
     return next((os.environ[n] for n in API_KEY_ENVS if os.environ.get(n)), None)
 
@@ -161,13 +163,13 @@ def resolve_server_model(base_url: str, model: str | None, api_key_env: str | No
     names = [e.get("id") for e in entries]
     if model in (None, "", "embedded"):
         if len(entries) != 1:
-            raise ValueError(f"the server at {client.base_url} serves {len(entries)} models ({', '.join(map(str, names))}); "
+            raise GoalcoverError(f"the server at {client.base_url} serves {len(entries)} models ({', '.join(map(str, names))}); "
                              "choose one with --model")
         return entries[0]["id"], model_identity(entries[0])
     for entry in entries:
         if entry.get("id") == model:
             return model, model_identity(entry)
-    raise ValueError(f"the server at {client.base_url} does not serve {model!r}; it serves: {', '.join(map(str, names))}")
+    raise GoalcoverError(f"the server at {client.base_url} does not serve {model!r}; it serves: {', '.join(map(str, names))}")
 
 
 @lru_cache(maxsize=32)
@@ -191,7 +193,7 @@ def structured_fields(kind: str, schema: dict, name: str = "judgement") -> dict[
         return {"response_format": {"type": "json_object", "schema": schema}}
     if kind == "tgi":
         return {"response_format": {"type": "json_object", "value": schema}}
-    raise ValueError(f"structured must be 'auto' or one of {STRUCTURED}, got {kind!r}")
+    raise GoalcoverError(f"structured must be 'auto' or one of {STRUCTURED}, got {kind!r}")
 
 
 @lru_cache(maxsize=16)
@@ -211,6 +213,7 @@ def _json_object(text: str | None) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+@register_engine("openai")
 class OpenAIEngine(Engine):
     """Scores through an OpenAI-compatible server.
 
@@ -228,14 +231,58 @@ class OpenAIEngine(Engine):
         >>> engine.choice_probs([[{"role": "user", "content": "Score 1-5?"}]], ["1", "2", "3", "4", "5"])
     """
 
-    name = "openai"
+    options = (
+        EngineOption("base_url", str, "the server, e.g. http://127.0.0.1:8000/v1 (required)"),
+        EngineOption("api_key_env", str, "environment variable holding the API key (default "
+                     "GOALCOVER_API_KEY, then OPENAI_API_KEY)"),
+        EngineOption("max_in_flight", int, "requests in flight per process (default 8)", default=8),
+        EngineOption("timeout", float, "seconds to wait for one reply (default 120)", default=120.0),
+        EngineOption("retries", int, "retries of a request after a timeout, a dropped connection, 408, 429 "
+                     "or 5xx (default 4)", default=4),
+        EngineOption("backoff", float, "seconds before the first retry, doubling at each (default 0.5)",
+                     default=0.5),
+        EngineOption("structured", str, "the server's structured-output parameter (default auto: probe)",
+                     default="auto", choices=("auto",) + STRUCTURED),
+    )
+
+    @classmethod
+    def normalize_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().normalize_options(options)
+        if not options.get("base_url"):
+            raise GoalcoverError("engine 'openai' needs base_url (--base-url http://HOST:PORT/v1)")
+        options["base_url"] = normalize_base_url(options["base_url"])  # one server, one fingerprint
+        for name, least in (("max_in_flight", 1), ("retries", 0), ("timeout", 1e-3), ("backoff", 0)):
+            if options.get(name, least) < least:
+                raise GoalcoverError(f"engine 'openai': {name} must be at least {least}, got {options[name]}")
+        return options
+
+    @classmethod
+    def resolve(cls, model: str | None, options: dict[str, Any]) -> tuple[str, str]:
+        """Asks the server (``GET /v1/models``, once per process) which model ``model`` is."""
+        return resolve_server_model(options["base_url"], model, options.get("api_key_env"))
+
+    @classmethod
+    def counter(cls, model: str | None, options: dict[str, Any]):
+        """An estimate (:class:`~goalcover_hf.truncation.CharCounter`); context from ``max_context_tokens``, else
+        the server's ``max_model_len`` in ``GET /v1/models`` (vLLM reports it), else unknown: nothing is cut, and a
+        prompt the server refuses becomes that pair's error."""
+        from ..truncation import CharCounter
+
+        limit = options.get("max_context_tokens")
+        if limit is None:
+            limit = served_context(options["base_url"], model, options.get("api_key_env"))
+        return CharCounter(int(limit) if limit else None)
+
+    def token_counter(self):
+        return self.counter(self.model, {"base_url": self.client.base_url, "api_key_env": self.client.api_key_env,
+                                         "max_context_tokens": self.max_context_tokens})
 
     def __init__(self, model: str | None, base_url: str, api_key_env: str | None = None, max_in_flight: int = 8,
                  timeout: float = 120.0, retries: int = 4, backoff: float = 0.5, structured: str = "auto"):
         if structured != "auto":
             structured_fields(structured, {})  # reject an unknown kind now, not at the first request
-        if int(max_in_flight) < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self.normalize_options({"base_url": base_url, "max_in_flight": max_in_flight, "timeout": timeout,
+                                "retries": retries, "backoff": backoff})  # built directly, not through get_engine
         self.client = Client(base_url, api_key_env, timeout=timeout, retries=retries, backoff=backoff)
         self.model, self.identity = resolve_server_model(base_url, model, api_key_env)
         self.max_in_flight = int(max_in_flight)

@@ -11,16 +11,18 @@ by length, with each row's prefix cache left-padded to the batch's longest and m
 from __future__ import annotations
 
 import inspect
-import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 from pydantic import BaseModel
 
+from ..errors import GoalcoverError
 from ..logging import get_logger
 from ..models import local_folder, resolve_model
-from .base import Chat, Engine, _regroup
+from .base import THREADS, Chat, Engine, EngineOption, _regroup, default_threads
+from .registry import register_engine
+from .tokens import TokenizerCounter, context_of, lowest
 
 logger = get_logger(__name__)
 
@@ -28,16 +30,6 @@ MIN_SHARED_TOKENS = 8  # below this a shared prefix is not worth a separate forw
 BATCH_TOKENS = 8192  # rows x (longest prefix + longest suffix) per suffix batch: bounds the merged cache's memory
 KEEP_TOKENS = 8192  # prefix tokens whose key/value states are kept between calls
 MAX_BATCH = 64
-
-
-def default_threads() -> int:
-    """Threads for torch: ``$GOALCOVER_THREADS``, else the cores this process may run on."""
-    if os.environ.get("GOALCOVER_THREADS"):
-        return max(1, int(os.environ["GOALCOVER_THREADS"]))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass
@@ -66,7 +58,7 @@ def _common_len(seqs: Sequence[Sequence[int]]) -> int:
     return n
 
 
-class RemoteCodeRefused(ValueError):
+class RemoteCodeRefused(GoalcoverError):
     """The model needs its own Python code, and the user did not allow it."""
 
 
@@ -87,10 +79,44 @@ def pretrained(auto_class, source: str, identity: str, trust_remote_code: bool =
         ) from None
 
 
+@register_engine("transformers")
 class TransformersEngine(Engine):
-    name = "transformers"
+    """Scores with a causal LM in transformers (CPU or GPU), JSON constrained by Outlines.
 
-    def __init__(self, model: str = "embedded", threads: int | None = None, trust_remote_code: bool = False):
+    Args:
+        model: ``"embedded"``, a Hugging Face id (``id@revision``), a model folder or a ``.gguf`` file.
+        threads: torch's intra-op threads (default: :func:`~goalcover_hf.engines.base.default_threads`).
+        trust_remote_code: let the model folder's own Python code run (``auto_map``); only for code you have read.
+
+    Example:
+        >>> engine = TransformersEngine("HuggingFaceTB/SmolLM2-360M-Instruct")
+        >>> engine.choice_probs([[{"role": "user", "content": "Pick 1-5"}]], ["1", "2", "3", "4", "5"])
+    """
+
+    options = (
+        THREADS,
+        EngineOption("trust_remote_code", bool, "let a transformers model folder run its own Python code (auto_map "
+                     "in its config); off by default: read that code first", default=False),
+    )
+
+    @classmethod
+    def resolve(cls, model: str | None, options: dict[str, Any]) -> tuple[str, str]:
+        return resolve_model(model).names
+
+    @classmethod
+    def counter(cls, model: str | None, options: dict[str, Any]) -> TokenizerCounter:
+        """The model's tokenizer, read from where the engine reads it; context from its config (``max_position_
+        embeddings`` or the like), lowered to the tokenizer's ``model_max_length`` and ``max_context_tokens``."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        ref = resolve_model(model)
+        source, trust = local_folder(ref), bool(options.get("trust_remote_code"))
+        kwargs = {"revision": ref.revision} if ref.revision else {}
+        config = pretrained(AutoConfig, source, ref.identity, trust, **kwargs)
+        tokenizer = pretrained(AutoTokenizer, source, ref.identity, trust, **kwargs)
+        return TokenizerCounter(tokenizer, lowest(context_of(config, tokenizer), options.get("max_context_tokens")))
+
+    def __init__(self, model: str | None = "embedded", threads: int | None = None, trust_remote_code: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -107,13 +133,17 @@ class TransformersEngine(Engine):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not self.tokenizer.chat_template:
-            raise ValueError(f"{self.identity}: the tokenizer has no chat template; use an instruction-tuned model")
+            raise GoalcoverError(f"{self.identity}: the tokenizer has no chat template; use an instruction-tuned model")
         self._outlines_model = None
         # transformers 5 renamed forward's `past_key_values` to `cache`; the cache object is updated in place either way.
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._kept: list[_Prefix] = []  # prefix states kept between calls: the system part, recent samples
         self.tokens_read = 0  # prompt tokens run through the model by the shared path (for benchmarks)
+
+    def token_counter(self) -> TokenizerCounter:
+        return TokenizerCounter(self.tokenizer, lowest(context_of(self.model.config, self.tokenizer),
+                                                       self.max_context_tokens))
 
     def chat_text(self, chat: Chat) -> str:
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
@@ -141,7 +171,7 @@ class TransformersEngine(Engine):
         for choice in choices:
             tokens = self.tokenizer.encode(choice, add_special_tokens=False)
             if len(tokens) != 1:
-                raise ValueError(f"{self.identity}: choice {choice!r} is not a single token")
+                raise GoalcoverError(f"{self.identity}: choice {choice!r} is not a single token")
             ids.append(tokens[0])
         return ids
 

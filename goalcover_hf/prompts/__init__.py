@@ -55,3 +55,44 @@ class Prompt:
 @lru_cache(maxsize=None)
 def load_prompt(name: str) -> Prompt:
     return Prompt(name, (_DIR / f"{name}.j2").read_text(encoding="utf-8"))
+
+
+# ---- the score prompts ---------------------------------------------------------------------------------------------
+SAMPLE_END = "SAMPLE>>>"  # closes the score prompts' data block; a row must not close it early
+
+
+def escape_sample(text: str) -> str:
+    """The sample as the judge reads it: a row that writes the data block's end marker cannot close it early."""
+    return text.replace(SAMPLE_END, "SAMPLE >>>")
+
+
+def body_parts(template: Prompt) -> list[str]:
+    """The parts of a score template every chat shows, in file order: all but the system part and the asks."""
+    return [p for p in template.parts() if p != "system" and not p.startswith("ask_")]
+
+
+def sample_first(template: Prompt) -> bool:
+    """Whether the template shows the sample before the subgoal, so one sample's chats share a long beginning."""
+    return body_parts(template)[0] == "sample"
+
+
+def subgoal_text(subgoal) -> str:
+    """The parts of a subgoal the judge reads, as one string (the pair cache hashes it; the id changes nothing)."""
+    import json
+
+    return json.dumps([subgoal.name, subgoal.description, subgoal.low, subgoal.mid, subgoal.high], ensure_ascii=False)
+
+
+def score_chat(template: Prompt, sample: str, subgoal, ask: str, **values) -> list[dict]:
+    """The chat asking ``ask`` (an ``ask_*`` part) of ``template`` about one (sample, subgoal) pair.
+
+    Args:
+        template: a score template (``score_v1`` or a method's).
+        sample: the sample text, already escaped and fitted to the context.
+        subgoal: the :class:`~goalcover_hf.spec.Subgoal` (its name, description and rubric anchors are shown).
+        ask: the question part, e.g. ``"ask_digit"``, ``"ask_json"``, ``"ask_explanation"``.
+        **values: what the question needs, e.g. ``score=`` for ``ask_explanation``.
+    """
+    fields = {"sample": sample, "name": subgoal.name, "description": subgoal.description, "low": subgoal.low,
+              "mid": subgoal.mid, "high": subgoal.high}
+    return template.chat(*body_parts(template), ask, **fields, **values)
