@@ -83,32 +83,51 @@ def test_unreadable_cache_file_names_the_file(tmp_path):
 def test_scorer_full_hit_never_touches_the_engine(spec, tmp_path, make_fake_engine):
     path = tmp_path / "p.sqlite"
     fake = make_fake_engine()
-    first = Scorer(spec, engine=fake, mode="logprobs", cache=path).judge_texts(["a sample", "another"])
+    first = Scorer(spec, engine=fake, explain="low", cache=path).judge_texts(["a sample", "another"])
     assert len(fake.scored) == 4
     assert vars(first[0][0]) == {"score": 3, "expected": 3.0, "explanation": "explains 3", "error": None}
 
     # A fresh scorer and engine (as in a new process): every pair is a hit, so the engine is asked nothing.
     fresh = make_fake_engine(probs=5)
-    again = Scorer(spec, engine=fresh, mode="logprobs", cache=path).judge_texts(["a sample", "another"])
+    again = Scorer(spec, engine=fresh, explain="low", cache=path).judge_texts(["a sample", "another"])
     assert [list(map(vars, row)) for row in again] == [list(map(vars, row)) for row in first] and fresh.calls == []
 
 
-def test_scorer_recomputes_only_what_changed(spec, tmp_path, fake_engine):
+def test_scorer_recomputes_only_what_changed(spec, tmp_path, make_fake_engine):
     path = tmp_path / "p.sqlite"
 
-    def judge(spec, samples, **options):
-        Scorer(spec, engine=fake_engine, mode="logprobs", cache=options.pop("cache", path), **options).judge_texts(samples)
-        asked = [sample_of(chat) for chat in fake_engine.scored]
-        fake_engine.reset()
-        return asked
+    def judge(spec, samples, probs, **options):
+        """Scores, and the samples the engine was asked about; the engine answers ``probs`` everywhere, so a score
+        that differs from it was read back."""
+        engine = make_fake_engine(probs=probs)
+        judged = Scorer(spec, engine=engine, explain="none", **({"cache": path} | options)).judge_texts(samples)
+        return [[j.score for j in row] for row in judged], sorted({sample_of(chat) for chat in engine.scored})
 
-    assert judge(spec, ["s1", "s2"]) == ["s1", "s1", "s2", "s2"]
-    assert judge(spec, ["s1", "s2", "s3"]) == ["s3", "s3"]  # overlapping data
+    assert judge(spec, ["s1", "s2"], 3) == ([[3, 3], [3, 3]], ["s1", "s2"])
+    assert judge(spec, ["s1", "s2", "s3"], 5) == ([[3, 3], [3, 3], [5, 5]], ["s3"])  # overlapping data
     edited = spec.model_copy(deep=True)
     edited.subgoals[0].description += " Units must be metric."
-    assert judge(edited, ["s1", "s2", "s3"]) == ["s1", "s2", "s3"]  # one subgoal edited: its pairs only
-    assert judge(spec, ["s1"], explain="all") == ["s1", "s1"]  # decoding changed
-    assert judge(spec, ["s1"], cache=False) == ["s1", "s1"]  # cache off
+    # one subgoal edited: its pairs are judged anew, the other subgoal's are read back
+    assert judge(edited, ["s1", "s2", "s3"], 4)[0] == [[4, 3], [4, 3], [4, 5]]
+    assert judge(spec, ["s1"], 1, max_new_tokens=32) == ([[1, 1]], ["s1"])  # decoding changed
+    assert judge(spec, ["s1"], 1, cache=False) == ([[1, 1]], ["s1"])  # cache off
+
+
+def test_explanations_are_stored_once_and_given_to_the_settings_that_ask(spec, tmp_path, make_fake_engine):
+    path = tmp_path / "p.sqlite"
+    Scorer(spec, engine=make_fake_engine(), explain="none", cache=path).judge_texts(["s1"])
+    # explanations asked later: the scores are read back, only the explanations are generated
+    later = make_fake_engine(probs=5)
+    [row] = Scorer(spec, engine=later, explain="all", cache=path).judge_texts(["s1"])
+    assert [(j.score, j.explanation) for j in row] == [(3, "explains 3")] * 2
+    assert later.scored == [] and len(later.generated) == 2
+    # a setting that asks for none reads the scores back and leaves the stored explanations out of its result
+    none = make_fake_engine()
+    [row] = Scorer(spec, engine=none, explain="none", cache=path).judge_texts(["s1"])
+    assert [(j.score, j.explanation) for j in row] == [(3, None)] * 2 and none.calls == []
+    again = make_fake_engine()
+    [row] = Scorer(spec, engine=again, explain="all", cache=path).judge_texts(["s1"])
+    assert [(j.score, j.explanation) for j in row] == [(3, "explains 3")] * 2 and again.calls == []
 
 
 def test_scorer_does_not_cache_errors(spec, tmp_path, make_fake_engine):
@@ -149,15 +168,19 @@ def test_each_batch_is_stored_as_soon_as_it_is_done(spec, tmp_path, make_fake_en
     assert PairCache(path).info()["entries"] == 4
 
 
-def test_cache_key_uses_subgoal_text_not_id(spec, tmp_path, fake_engine):
+def test_cache_key_uses_subgoal_text_not_id(spec, tmp_path, make_fake_engine):
     path = tmp_path / "p.sqlite"
-    Scorer(spec, engine=fake_engine, cache=path).judge_texts(["s1"])
-    fake_engine.reset()
+
+    def scores(spec, engine):
+        return [j.score for j in Scorer(spec, engine=engine, explain="none", cache=path).judge_texts(["s1"])[0]]
+
+    assert scores(spec, make_fake_engine(probs=3)) == [3, 3]
     renamed = spec.model_copy(deep=True)
     renamed.subgoals[0].id = "other_id"  # the same words under another id: a hit
+    untouched = make_fake_engine(probs=5)
+    assert scores(renamed, untouched) == [3, 3] and untouched.calls == []
     renamed.subgoals[1].name = "Warns about risks"  # other words: a miss
-    Scorer(renamed, engine=fake_engine, cache=path).judge_texts(["s1"])
-    assert ["Warns about risks" in chat[-1]["content"] for chat in fake_engine.scored] == [True]
+    assert scores(renamed, make_fake_engine(probs=5)) == [3, 5]
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------------
