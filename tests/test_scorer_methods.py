@@ -3,14 +3,13 @@
 The rules below give each prompt a distribution; the expected values are computed by hand in each test.
 """
 
-import json
 import pickle
 
 import pytest
 from fake_engine import FakeEngine, sample_of, valid_instance
 
 from goalcover_hf import Scorer, judging
-from goalcover_hf.cache import PairCache, pair_key
+from goalcover_hf.cache import PairCache
 from goalcover_hf.prompts import load_prompt
 
 SAMPLE = "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours."
