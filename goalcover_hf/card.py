@@ -89,7 +89,7 @@ def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: lis
     Returns:
         ``str``: Markdown ending with a newline.
     """
-    from . import __version__
+    from .version import __version__
 
     source = (
         Path(template).read_text(encoding="utf-8")

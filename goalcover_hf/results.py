@@ -1,64 +1,156 @@
-"""A scoring run's output folder: the annotated dataset, the spec it was scored with, and the scorer's provenance.
+"""A scoring run's folder: the annotated dataset, the spec it was scored with, and how it was scored.
 
     OUT/dataset/       the annotated dataset (``save_to_disk``)
     OUT/goal.yaml      the spec
-    OUT/run.json       provenance (model, prompt version, mode, ...) and the input it came from
+    OUT/run.json       provenance: the scorer's settings (``"scorer"``), model identity, prompt version, the input...
+
+A :class:`Run` rebuilds exactly the scorer that produced it (:meth:`Run.scorer`), so the commands that judge again
+(gaps, synthesize, validate) judge as ``score`` did.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .columns import DEFAULT_THRESHOLD
+from .errors import GoalcoverError
+from .files import atomic_path, refuse_overwrite
 from .spec import GoalSpec
 
+if TYPE_CHECKING:
+    from .scorer import Scorer
 
-class ResultsError(FileNotFoundError):
-    pass
+PARTS = ("dataset", "goal.yaml", "run.json")
+
+
+class ResultsError(GoalcoverError, FileNotFoundError):
+    """A folder that is not a readable run folder."""
 
 
 @dataclass
-class ScoredRun:
+class Run:
+    """A scored dataset with its spec and provenance, and the folder it lives in (None until saved).
+
+    Args:
+        dataset: the annotated ``datasets.Dataset``.
+        spec: the :class:`~goalcover_hf.spec.GoalSpec` it was scored against.
+        provenance: what ``run.json`` holds; ``provenance["scorer"]`` is :meth:`Scorer.settings` of its scorer.
+        path: the run folder, or None for a run not saved yet.
+
+    Example:
+        >>> run = Run.load("out/run")
+        >>> scorer = run.scorer(batch_size=16)  # the scorer that produced it, batch size aside
+        >>> Run(new_dataset, run.spec, run.provenance).save("out/other", overwrite=True)
+    """
+
     dataset: Any
     spec: GoalSpec
     provenance: dict[str, Any]
-    path: Path
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Run":
+        """Read a run folder written by :meth:`save` (or ``goalcover score``).
+
+        Raises:
+            ResultsError: the folder lacks a part of a run, or its ``run.json`` is not valid JSON.
+        """
+        from datasets import load_from_disk
+
+        path = Path(path)
+        for part in PARTS:
+            if not (path / part).exists():
+                raise ResultsError(f"{path}: not a goalcover run folder (missing {part}); create one with "
+                                   "`goalcover score`")
+        try:
+            provenance = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ResultsError(f"{path / 'run.json'}: not valid JSON ({err})") from None
+        return cls(load_from_disk(str(path / "dataset")), GoalSpec.load(path / "goal.yaml"), provenance, path)
+
+    def save(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write the run folder to ``out``; a half-written folder is never left under that name.
+
+        Args:
+            out: the folder to write.
+            overwrite (defaults to False): replace ``out`` if it exists (else :class:`OutputExistsError`).
+
+        Returns:
+            ``out``, which is now this run's ``path``.
+        """
+        out = Path(out)
+        refuse_overwrite(out, overwrite)
+        with atomic_path(out) as tmp:
+            tmp.mkdir(parents=True)
+            self.dataset.save_to_disk(str(tmp / "dataset"))
+            self.spec.save(tmp / "goal.yaml")
+            (tmp / "run.json").write_text(json.dumps(self.provenance, indent=2, default=str), encoding="utf-8")
+        self.path = out
+        return out
+
+    def derive(self, dataset, **provenance: Any) -> "Run":
+        """A new, unsaved run of ``dataset`` made from this one: same spec, provenance plus ``provenance`` and the
+        source folder (``"source_run"``)."""
+        return replace(self, dataset=dataset, provenance=self.provenance | provenance | {"source_run": str(self.path)},
+                       path=None)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings of the scorer that produced this run (:meth:`Scorer.settings`)."""
+        if "scorer" in self.provenance:
+            return dict(self.provenance["scorer"])
+        return _settings_of_an_older_run(self.provenance)
+
+    @property
+    def threshold(self) -> int:
+        """The support threshold the run was scored with."""
+        return int(self.settings.get("threshold", DEFAULT_THRESHOLD))
+
+    def scorer(self, **overrides: Any) -> "Scorer":
+        """The scorer that produced this run, with ``overrides`` (any :class:`Scorer` argument) applied.
+
+        ``engine_options`` given for the run's own engine add to the run's (a server keeps its address); another
+        ``engine`` starts from none of them.
+
+        Example:
+            >>> run.scorer().config == original_scorer.config
+            True
+        """
+        from .scorer import Scorer
+
+        settings = self.settings
+        if settings["model"] is None and "model" not in overrides:
+            raise ResultsError(f"{self.path / 'run.json'} does not say which model scored the run: pass model= "
+                               "(CLI: --model)")
+        if overrides.get("engine", settings["engine"]) != settings["engine"]:
+            settings["engine_options"] = {}
+        if "engine_options" in overrides:
+            overrides["engine_options"] = {**settings["engine_options"], **overrides["engine_options"]}
+        return Scorer(self.spec, **{**settings, **overrides})
+
+
+def _settings_of_an_older_run(provenance: dict[str, Any]) -> dict[str, Any]:
+    """Scorer settings of a ``run.json`` written before they were recorded whole: what it did record."""
+    from .judge import DEFAULT_MODE
+    from .judging import DEFAULT_METHOD
+
+    args = provenance.get("scorer_args", {})
+    options = {k: args[k] for k in ("base_url", "max_context_tokens") if args.get(k) is not None}
+    model = args.get("model") or provenance.get("model_ref") or ("embedded" if provenance.get("embedded") else None)
+    return {"model": model,
+            "engine": provenance.get("engine", "transformers"), "engine_options": options,
+            "mode": provenance.get("mode", DEFAULT_MODE), "method": provenance.get("method", DEFAULT_METHOD),
+            "template": args.get("template"), "threshold": provenance.get("threshold", DEFAULT_THRESHOLD)}
 
 
 def save_run(out: str | Path, dataset, spec: GoalSpec, provenance: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write the run folder atomically: a half-written folder is never left under the final name."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another -o or pass --overwrite to replace it")
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        dataset.save_to_disk(str(tmp / "dataset"))
-        spec.save(tmp / "goal.yaml")
-        (tmp / "run.json").write_text(json.dumps(provenance, indent=2, default=str), encoding="utf-8")
-    except BaseException:  # Ctrl-C or a full disk: leave nothing half-written behind (a kill leaves only *.partial)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    """``Run(dataset, spec, provenance).save(out, overwrite)``: write a run folder; returns ``out``."""
+    return Run(dataset, spec, provenance).save(out, overwrite)
 
 
-def load_run(path: str | Path) -> ScoredRun:
-    from datasets import load_from_disk
-
-    path = Path(path)
-    for part in ("dataset", "goal.yaml", "run.json"):
-        if not (path / part).exists():
-            raise ResultsError(f"{path}: not a goalcover run folder (missing {part}); create one with `goalcover score`")
-    return ScoredRun(
-        dataset=load_from_disk(str(path / "dataset")),
-        spec=GoalSpec.load(path / "goal.yaml"),
-        provenance=json.loads((path / "run.json").read_text(encoding="utf-8")),
-        path=path,
-    )
+def load_run(path: str | Path) -> Run:
+    """``Run.load(path)``: read a run folder."""
+    return Run.load(path)

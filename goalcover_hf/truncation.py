@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from typing import Protocol, Sequence
 
+from .errors import GoalcoverError
+
 MARKER = "[... {n} tokens cut ...]"
 MARGIN = 16  # tokens that can merge differently where the sample meets the prompt around it
 MIN_SAMPLE_TOKENS = 32  # a judge that cannot read even this much of a sample is the wrong judge
@@ -79,7 +81,7 @@ def sample_budget(counter: TokenCounter, fixed_chats: Sequence[Sequence[dict]], 
     fixed = max(counter.count_chat(chat) for chat in fixed_chats)
     budget = counter.context - fixed - reply_tokens - MARGIN
     if budget < MIN_SAMPLE_TOKENS:
-        raise ValueError(
+        raise GoalcoverError(
             f"the judge's context ({counter.context} tokens) leaves {max(budget, 0)} tokens for a sample: the prompt "
             f"without it takes {fixed} and the reply {reply_tokens}. Use a model with a longer context, raise "
             "--max-context-tokens, lower max_new_tokens or shorten the subgoals' rubric"

@@ -16,10 +16,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = {"error": "exit 2", "row": "row error", "warning": "warning, run completes"}
+KINDS = {"error": "exit 2", "failed": "exit 1", "row": "row error", "warning": "warning, run completes"}
 
 
 def main() -> int:
+    """Print the table; exit 1 if a case did not give the message it promises."""
     with tempfile.TemporaryDirectory(prefix="goalcover_bad_inputs_") as tmp:
         tmp = Path(tmp)
         # Before datasets is imported: it reads its cache location once.
@@ -55,6 +56,7 @@ def main() -> int:
 
 @contextlib.contextmanager
 def quiet_stdout():
+    """Send what is written to the process's stdout (file descriptor 1) to /dev/null meanwhile."""
     sys.stdout.flush()
     saved = os.dup(1)
     with open(os.devnull, "w") as null:

@@ -4,7 +4,9 @@ tests/test_bad_input.py checks every case; scripts/bad_input_table.py runs the s
 users really get as the README's table. Kinds:
 
 - ``error``: the command exits 2 with one ``error:`` line on stderr, and leaves no output behind;
-- ``row``: the run completes and the bad row's ``gc_<id>_error`` says what is wrong with it;
+- ``failed``: the command ran but nothing came of it: exit 1, one ``error:`` line, no output behind;
+- ``row``: the run completes (a good row beside the bad one) and the bad row's ``gc_<id>_error`` says what is wrong
+  with it;
 - ``warning``: the run completes, and one ``warning:`` line says what was done about the input.
 """
 
@@ -13,17 +15,23 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 GOOD_ROW = {"question": "How much ibuprofen?", "answer": "200 mg every 6 hours."}
+GOOD_CHAT = {"messages": [{"role": "user", "content": GOOD_ROW["question"]},
+                          {"role": "assistant", "content": GOOD_ROW["answer"]}]}
 SPEC = """goal: A patient-facing assistant that answers medication questions
 subgoals:
 - {id: states_dose, name: States a dose, description: The answer gives a dose with units.}
 - {id: warns_side_effects, name: Warns about side effects, description: The answer names a side effect.}
 """
 FIRST_ERROR = "gc_states_dose_error"
+BAD_ROW = 1  # row cases put a good row first, so that the run has something to show
+EXIT = {"error": 2, "failed": 1, "row": 0, "warning": 0}
+ERROR_LINE = re.compile(r"^(goalcover \w+: )?error: ")  # ours, or argparse's for an option refused on parsing
 
 
 @dataclass
@@ -40,14 +48,17 @@ class Env:
 
     @property
     def out(self) -> Path:
+        """The output folder of the case."""
         return self.tmp / "out"
 
     def write_rows(self, name: str, rows: list) -> str:
+        """Write ``rows`` as JSONL file ``name``; returns its path."""
         path = self.tmp / name
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         return str(path)
 
     def write(self, name: str, content: bytes | str) -> str:
+        """Write file ``name``; returns its path."""
         path = self.tmp / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         return str(path)
@@ -70,6 +81,8 @@ class Env:
 
 @dataclass(frozen=True)
 class Case:
+    """One bad input: what it is, how to run it in an :class:`Env`, what the user must be told, and its kind."""
+
     input: str  # what is wrong, as the table's first column says it
     argv: Callable[[Env], list[str]]
     expect: str  # part of the message the user must get
@@ -82,7 +95,10 @@ def call(argv: list[str]) -> tuple[int, str, str]:
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse refused an option
+            code = exit_.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -93,10 +109,10 @@ def message(case: Case, env: Env) -> tuple[int, str, str]:
         from goalcover_hf.results import load_run
 
         ds = load_run(env.out).dataset if code == 0 else None
-        return code, (ds[FIRST_ERROR][0] if ds is not None else ""), err
-    prefix = "warning:" if case.kind == "warning" else "error:"
+        return code, (ds[FIRST_ERROR][BAD_ROW] if ds is not None else ""), err
+    starts = (lambda line: line.startswith("warning:")) if case.kind == "warning" else ERROR_LINE.match
     lines = err.splitlines()
-    start = next((k for k, line in enumerate(lines) if line.startswith(prefix)), None)
+    start = next((k for k, line in enumerate(lines) if starts(line)), None)
     if start is None:
         return code, "", err
     end = start + 1
@@ -107,18 +123,27 @@ def message(case: Case, env: Env) -> tuple[int, str, str]:
 
 # ---- inputs ------------------------------------------------------------------------------------------------------
 def spec(text: str):
+    """``score`` with a spec file holding ``text``."""
     return lambda env: env.score(**{"--spec": env.write("bad.yaml", text)})
 
 
 def data(content: bytes | str, name: str = "bad.jsonl"):
+    """``score`` with a data file holding ``content``."""
     return lambda env: env.score(**{"--data": env.write(name, content)})
 
 
 def rows(*bad_rows: dict):
+    """``score`` on a JSONL file of ``bad_rows``."""
     return lambda env: env.score(**{"--data": env.write_rows("bad.jsonl", list(bad_rows))})
 
 
+def bad_row(row: dict, good: dict = GOOD_ROW):
+    """Data of a good row and then ``row`` (at :data:`BAD_ROW`)."""
+    return rows(good, row)
+
+
 def truncated_gguf(env):
+    """``score`` with a .gguf cut after its first 4 KiB."""
     from goalcover_hf.models import embedded_gguf_path
 
     with open(embedded_gguf_path(), "rb") as fh:
@@ -126,6 +151,7 @@ def truncated_gguf(env):
 
 
 def planted_code(env):
+    """``score`` with a model folder that ships its own Python code."""
     from tiny_model import plant_remote_code
 
     folder = plant_remote_code(Path(env.model), env.tmp / "custom_code_model", env.tmp / "planted_code_ran")
@@ -133,6 +159,7 @@ def planted_code(env):
 
 
 def existing_output(env):
+    """``score`` into a folder the user already has a file in."""
     env.out.mkdir()
     (env.out / "mine.txt").write_text("keep me")
     return env.score()
@@ -154,6 +181,7 @@ def long_row(tokens_over: int):
 
 
 def not_a_run(env):
+    """``report`` on a folder that is not a run."""
     folder = env.tmp / "my_folder"
     folder.mkdir()
     (folder / "notes.txt").write_text("not a run")
@@ -161,6 +189,7 @@ def not_a_run(env):
 
 
 def readme(content: str):
+    """``card`` into a README.md holding ``content``."""
     return lambda env: ["card", env.run(), "--readme", env.write("README.md", content)]
 
 
@@ -185,14 +214,18 @@ CASES = [
          "template uses column(s) ['missing'] that the data does not have"),
     Case("template that is not Jinja", lambda env: env.score(**{"--template": "{{ oops"}), "template is not valid Jinja"),
     # rows
-    Case("text field that is null", rows({"question": "q", "answer": None}), "row 0: field 'answer' is missing or None",
-         "row"),
-    Case("text field that is empty", rows({"question": "q", "answer": " "}), "row 0: field 'answer' is empty", "row"),
-    Case("chat row with an unknown role", rows({"messages": [{"role": "user", "content": "q"},
-                                                            {"role": "bot", "content": "a"}]}),
-         "row 0: messages[1].role 'bot' is unknown", "row"),
-    Case("chat row with no assistant turn", rows({"messages": [{"role": "user", "content": "q"}]}),
-         "row 0: messages has no assistant turn", "row"),
+    Case("text field that is null", bad_row({"question": "q", "answer": None}),
+         "row 1: field 'answer' is missing or None", "row"),
+    Case("text field that is empty", bad_row({"question": "q", "answer": " "}), "row 1: field 'answer' is empty", "row"),
+    Case("chat row with an unknown role", bad_row({"messages": [{"role": "user", "content": "q"},
+                                                               {"role": "bot", "content": "a"}]}, GOOD_CHAT),
+         "row 1: messages[1].role 'bot' is unknown", "row"),
+    Case("chat row with no assistant turn", bad_row({"messages": [{"role": "user", "content": "q"}]}, GOOD_CHAT),
+         "row 1: messages has no assistant turn", "row"),
+    Case("every row unreadable (no pair scored)",
+         data("".join(json.dumps({"question": "q", "answer": a}) + "\n" for a in (None, None, ""))),
+         "every (row, subgoal) pair failed (6 of 6), so no run was written; the most common error (4 of 6): "
+         "row 0: field 'answer' is missing or None", "failed"),
     Case("row of 1 MB", rows({"question": "q", "answer": ("Aspirin 81 mg daily. " * 50_000)[:1_000_000]}),
          "1 of 1 rows were longer than the judge's context", "warning"),
     Case("row just over the model's context", long_row(50), "1 of 1 rows were longer than the judge's context",
@@ -211,9 +244,13 @@ CASES = [
          spec("goal: g\nsubgoals:\n" + "".join(f"- {{id: s{k}, name: S{k}, description: d{k}}}\n" for k in range(65))),
          "subgoals: 65 subgoals"),
     # options
-    Case("threshold out of range", lambda env: env.score(**{"--threshold": "9"}), "threshold must be within 1..5"),
+    Case("threshold out of range", lambda env: env.score(**{"--threshold": "9"}),
+         "argument --threshold: must be within 1..5, got 9"),
+    Case("row limit of 0", lambda env: env.score(**{"--limit": "0"}), "argument --limit: must be at least 1, got 0"),
+    Case("negative row limit", lambda env: env.score(**{"--limit": "-3"}),
+         "argument --limit: must be at least 1, got -3"),
     Case("coverage target out of range (report)", lambda env: ["report", env.run(), "--min-coverage", "1.5"],
-         "min_coverage must be within 0..1, got 1.5"),
+         "argument --min-coverage: must be within 0..1, got 1.5"),
     Case("context too small for the prompt", lambda env: env.score(**{"--max-context-tokens": "200"}),
          "context (200 tokens) leaves 0 tokens for a sample"),
     Case("pair cache file that is not a database",
@@ -231,7 +268,7 @@ CASES = [
          "m.gguf: GGUF file not found"),
     Case("truncated GGUF file", truncated_gguf, "cut.gguf: cannot read this GGUF file"),
     # output
-    Case("output folder that exists", existing_output, "out exists; choose another -o or pass --overwrite"),
+    Case("output folder that exists", existing_output, "out exists; choose another output or pass --overwrite to replace it"),
     Case("run folder that is not one (report)", not_a_run,
          "not a goalcover run folder (missing dataset)"),
     # card

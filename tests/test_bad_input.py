@@ -2,7 +2,7 @@
 what to do, and none leaves output behind that a later run could take for finished."""
 
 import pytest
-from bad_inputs import CASES, FIRST_ERROR, GOOD_ROW, MARKERS, Env, call, message
+from bad_inputs import CASES, EXIT, FIRST_ERROR, GOOD_ROW, MARKERS, Env, call, message
 
 from goalcover_hf.results import load_run
 
@@ -21,22 +21,24 @@ def test_bad_input_gets_a_clear_message(env, case):
     code, text, err = message(case, env)
     assert "Traceback" not in err
     assert case.expect in text, err
-    if case.kind == "error":
-        assert code == 2, err
+    assert code == EXIT[case.kind], err
+    if case.kind in ("error", "failed"):
         if case.input == "output folder that exists":  # refused: the user's folder is left as it was
             assert [p.name for p in env.out.iterdir()] == ["mine.txt"]
         else:
             assert not env.out.exists()
         assert not env.out.with_name("out.partial").exists()
-    else:
-        assert code == 0, err
-        assert load_run(env.out).dataset.num_rows == 1  # the run finished, the row is in it
+    else:  # the run finished with every row in it (row cases: a good row and the bad one)
+        assert load_run(env.out).dataset.num_rows == (2 if case.kind == "row" else 1)
 
 
 def test_rows_that_cannot_be_rendered_get_per_row_errors(env):
     data = env.write_rows("mixed.jsonl", [GOOD_ROW, {"question": "q", "answer": None}, {"question": "q", "answer": ""}])
     code, _, err = call(env.score(**{"--data": data}))
     assert code == 0, err
+    # the run goes on and says how many pairs have no score, and the most common reason
+    assert ("warning: 4 of 6 (row, subgoal) pairs have no score; the most common error (2 of 4): row 1: field "
+            "'answer' is missing or None") in err
     ds = load_run(env.out).dataset
     assert ds[FIRST_ERROR][1] == "row 1: field 'answer' is missing or None"
     assert ds[FIRST_ERROR][2] == "row 2: field 'answer' is empty"

@@ -106,7 +106,7 @@ def test_cli_errors_are_clear_and_touch_nothing(workdir, session_cache):
     (workdir / "goal.yaml").write_text("mine")
     run = subprocess.run([GOALCOVER, "decompose", "Some goal", "--yes"], cwd=workdir, env=env(session_cache),
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "goal.yaml exists; pass --force" in run.stderr
+    assert run.returncode == 2 and "goal.yaml exists; choose another output or pass --overwrite" in run.stderr
     assert (workdir / "goal.yaml").read_text() == "mine"
     run = subprocess.run([GOALCOVER, "decompose", "--from", "nope.yaml"], cwd=workdir, env=env(session_cache),
                          capture_output=True, text=True, timeout=120)
@@ -132,3 +132,35 @@ def test_closing_the_terminal_keeps_a_draft(workdir, session_cache):
     assert [s["id"] for s in saved["subgoals"]] == ["states_dose", "gives_dosage", "explains_and_recommends",
                                                     "plain_language"]
     assert not (workdir / "goal.yaml").exists()
+
+
+def test_min_subgoals_above_max_is_refused(workdir, capsys):
+    from goalcover_hf.cli import main
+
+    assert main(["decompose", "A goal", "--min-subgoals", "6", "--max-subgoals", "4", "--yes",
+                 "-o", str(workdir / "out.yaml")]) == 2
+    assert "--min-subgoals 6 is more than --max-subgoals 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # at most 12: more does not fit one proposal
+        main(["decompose", "A goal", "--max-subgoals", "13"])
+    assert "argument --max-subgoals: must be within 1..12, got 13" in capsys.readouterr().err
+    assert not (workdir / "out.yaml").exists()
+
+
+def test_decompose_takes_the_engine_options_of_score():
+    """A server proposes subgoals as it scores them: decompose loads the model through the same engine flags."""
+    from fake_openai import MODEL, ScriptedServer
+
+    from goalcover_hf.cli import build_parser
+    from goalcover_hf.cli.spec_commands import model_or_engine
+
+    server = ScriptedServer()
+    try:
+        args = build_parser().parse_args(["decompose", "A goal", "--engine", "openai", "--base-url", server.base_url,
+                                          "--max-in-flight", "2"])
+        engine = model_or_engine(args)
+        assert engine.name == "openai" and engine.identity.startswith(MODEL)
+        assert any(r["path"].endswith("/models") for r in server.requests)  # it asked the server, not a local model
+    finally:
+        server.close()
+    args = build_parser().parse_args(["decompose", "A goal", "--model", "embedded"])
+    assert model_or_engine(args) == "embedded"  # the default engine loads on first use, as before

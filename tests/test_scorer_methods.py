@@ -212,7 +212,7 @@ def test_cli_score_records_method_and_calibration_in_run_and_card(tmp_path, tiny
     assert main(["score", "--data", str(data), "--spec", str(spec.save(tmp_path / "goal.yaml")), "--model",
                  tiny_model, "--method", "expected+cal", "--explain", "none", "-o", str(out), "--no-cache"]) == 0
     run = load_run(out)
-    assert run.provenance["method"] == "expected+cal" and run.provenance["scorer_args"]["method"] == "expected+cal"
+    assert run.provenance["method"] == "expected+cal" and run.provenance["scorer"]["method"] == "expected+cal"
     assert run.provenance["calibration"]["offsets"] == {"states_dose": 2.0, "warns_side_effects": 2.0}
     assert run.dataset["gc_states_dose_expected"] == pytest.approx([1.2] * 3)
     readme = tmp_path / "README.md"

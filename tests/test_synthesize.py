@@ -116,7 +116,7 @@ def test_synthesize_cli_writes_a_marked_run(spec, tiny_model, writer, install_en
     prov = Scorer(spec, tiny_model).provenance() | {"scorer_args": {"model": tiny_model, "mode": "generate"}}
     run = save_run(tmp_path / "run", annotated(spec), spec, prov)
     out = tmp_path / "synth"
-    assert main(["synthesize", str(run), "--n", "5", "-o", str(out)]) == 0
+    assert main(["synthesize", str(run), "--per-subgoal", "5", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "states_dose: generated 5, kept 1; dropped: invalid 1, duplicate 2, below_threshold 1" in printed
     assert "rows: 4 -> 5" in printed

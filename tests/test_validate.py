@@ -121,7 +121,7 @@ def test_validate_cli(code_rows, code_spec, tiny_model, judge, install_engine, t
     out = tmp_path / "val"
     argv = ["validate", "--data", str(data), "--spec", str(spec_path), "--model", tiny_model, "--mode", "logprobs",
             "--template", "{{ prompt }}{{ canonical_solution }}", "--targets", "examples", "implements",
-            "--operator", "implements=blank:canonical_solution", "--n", "3", "--bootstrap", "20", "-o", str(out)]
+            "--operator", "implements=blank:canonical_solution", "--per-target", "3", "--bootstrap", "20", "-o", str(out)]
     assert main(argv) == 0
     report = json.loads((out / "validation.json").read_text())
     assert [t["target"] for t in report["targets"]] == ["examples", "implements"]

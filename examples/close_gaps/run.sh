@@ -14,5 +14,5 @@ goalcover score --data "$DATA" --spec examples/close_gaps/goal.yaml --mode logpr
 goalcover report "$OUT/run"
 goalcover filter "$OUT/run" --require any --dry-run
 goalcover filter "$OUT/run" --require any -o "$OUT/filtered" --overwrite || echo "(no row passes: nothing written)"
-goalcover synthesize "$OUT/run" --subgoals ${SUBGOALS:-advises_doctor} --n ${N:-3} --max-chars 300 -o "$OUT/synth" --overwrite
+goalcover synthesize "$OUT/run" --subgoals ${SUBGOALS:-advises_doctor} --per-subgoal ${N:-3} --max-chars 300 -o "$OUT/synth" --overwrite
 goalcover card "$OUT/synth"

@@ -1,0 +1,7 @@
+"""``python -m goalcover_hf.cli``: the ``goalcover`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
