@@ -207,13 +207,15 @@ class CachingJudge:
         todo = [i for i, row in enumerate(results) if any(r is None or self.owes_explanation(r) for r in row)]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            if any(r is None for i in chunk for r in results[i]):
-                judged = self.judge.judge_texts([samples[i] for i in chunk], subgoals)
-            else:  # every score is known: only explanations are missing
-                judged = [[None] * len(subgoals) for _ in chunk]
             changed = {(i, j) for i in chunk for j, r in enumerate(results[i]) if r is None}
-            for i, row in zip(chunk, judged):
-                results[i] = [new if old is None else old for old, new in zip(results[i], row)]
+            # only the subgoals some sample of the chunk lacks: editing one subgoal re-asks that one alone
+            asked = sorted({j for _, j in changed})
+            if asked:
+                judged = self.judge.judge_texts([samples[i] for i in chunk], [subgoals[j] for j in asked])
+                for i, row in zip(chunk, judged):
+                    for j, new in zip(asked, row):
+                        if results[i][j] is None:
+                            results[i][j] = new
             # scores read back that now owe an explanation (a cached run without them, another threshold)
             owed = [(n, j) for n, i in enumerate(chunk) for j, r in enumerate(results[i]) if self.owes_explanation(r)]
             if owed:
