@@ -191,10 +191,8 @@ def cmd_card(args: argparse.Namespace) -> int:
                       else got.run.provenance)
         commit = update_hub_card(args.repo_id, got.report, provenance, got.gaps, revision=args.revision,
                                  create_pr=args.create_pr, private=args.private, token=args.token, **card)
-        if commit.pr_url:
-            print(f"Opened a pull request with the card: {commit.pr_url}")
-        else:
-            print(f"Updated the card of https://huggingface.co/datasets/{args.repo_id} ({commit.commit_url})")
+        print(f"Opened a pull request with the card: {commit.pr_url}" if commit.pr_url else
+              f"Updated the card of https://huggingface.co/datasets/{args.repo_id} ({commit.commit_url})")
         return 0
     hub_only = [f for f in ("revision", "create_pr", "private", "token", "config_name") if getattr(args, f)]
     if hub_only:
@@ -216,8 +214,6 @@ def cmd_push(args: argparse.Namespace) -> int:
                       create_pr=args.create_pr, token=args.token, config_name=args.config_name,
                       target=got.target, gap_meta=got.document, template=args.card_template)
     what = "the annotations (config " + args.config_name + ")" if args.config_name else "the dataset"
-    if args.create_pr:
-        print(f"Opened a pull request with {what} and its card: {result['url']}")
-    else:
-        print(f"Pushed {what} and its card: {result['url']}")
+    done = "Opened a pull request with" if args.create_pr else "Pushed"
+    print(f"{done} {what} and its card: {result['url']}")
     return 0
