@@ -18,7 +18,14 @@ class DataError(GoalcoverError):
 
 
 def is_hub_id(source: str) -> bool:
-    """Whether ``source`` names a Hub dataset rather than a local file or folder (that exists or not)."""
+    """Whether ``source`` names a Hub dataset rather than a local file or folder (that exists or not).
+
+    Args:
+        source (``str``): what :func:`load_data` is given.
+
+    Returns:
+        ``bool``: ``False`` for an existing path, a path-like name (``./``, ``/``, ``~``) or a known data file suffix.
+    """
     path = Path(source).expanduser()
     return not (path.exists() or source.startswith((".", "/", "~")) or path.suffix.lower() in _FORMATS)
 

@@ -147,7 +147,14 @@ def update_hub_card(repo_id: str, report: CoverageReport, provenance: dict[str, 
 
 
 def check_config_name(config_name: str) -> str:
-    """Refuse a config name that would replace the data's own files (``default``) or that datasets refuses."""
+    """Refuse a config name that would replace the data's own files (``default``) or that datasets refuses.
+
+    Args:
+        config_name (``str``): the config the annotations are to go to.
+
+    Returns:
+        ``str``: ``config_name``; a :class:`HubError` says why it is refused.
+    """
     if config_name in _RESERVED_CONFIGS or not _CONFIG_NAME.match(config_name):
         raise HubError(f"--config-name {config_name!r}: choose a name of its own (letters, digits, '_', '-', '.'), "
                        f"not {' or '.join(sorted(_RESERVED_CONFIGS))}, which would replace the data's files")
