@@ -69,8 +69,10 @@ class ModelRef:
 
     @property
     def names(self) -> tuple[str, str]:
-        """``(spec, identity)``: how an engine serving a local model answers ``resolve_engine_model``."""
-        return self.spec, self.identity
+        """``(name to load, identity)``: how an engine serving a local model answers ``resolve_engine_model``. A Hub
+        model's name to load is pinned to its commit (``id@sha``), so every process (map workers, Ray actors, a
+        rerun from the run folder) loads the weights the identity names, even after the branch moves."""
+        return (self.identity if self.kind == "hub" else self.spec), self.identity
 
 
 def embedded_gguf_path() -> Path:

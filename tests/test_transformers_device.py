@@ -226,13 +226,18 @@ def test_a_hub_id_resolves_to_its_cached_commit_offline(hub_cache):
 
 
 def test_a_hub_model_loads_at_its_commit_and_scorers_record_it(hub_cache, spec, tiny_model):
-    assert resolve_engine_model("org/judge", "transformers") == ("org/judge", f"org/judge@{MAIN}")
+    # The name to load is pinned too: map workers and reruns load this commit even after main moves.
+    assert resolve_engine_model("org/judge", "transformers") == (f"org/judge@{MAIN}", f"org/judge@{MAIN}")
     engine = get_engine("org/judge", "transformers", {"device": "cpu"})
     assert engine.identity == f"org/judge@{MAIN}"
     assert flat(engine.choice_probs(CHATS, SCORE_CHOICES)) == pytest.approx(flat(reference_probs(tiny_model, CHATS)),
                                                                           abs=1e-6)
     scorer = Scorer(spec, "org/judge")
     assert scorer.provenance()["model"] == scorer.key_settings()["model"] == f"org/judge@{MAIN}"
+    assert scorer.settings()["model"] == f"org/judge@{MAIN}"  # what a run folder keeps to judge again
+    (hub_cache / "models--org--judge" / "refs" / "main").write_text(TAGGED)  # main moves on
+    _hub_commit.cache_clear()
+    assert Scorer(spec, scorer.settings()["model"]).config.model_identity == f"org/judge@{MAIN}"
 
 
 @pytest.fixture
