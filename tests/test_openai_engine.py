@@ -70,7 +70,8 @@ def test_a_server_that_ignores_the_schema_fails_loudly(proxy, spec):
     # Told which parameter to use, it checks every reply: free text that stopped normally is refused, not scored.
     with pytest.raises(EngineMisconfigured, match="ignored the JSON schema sent as 'json_object'.*free text"):
         engine(proxy.base_url, structured="json_object").generate_json([HELLO], JudgementJSON, 32)
-    scorer = Scorer(spec, engine="openai", base_url=proxy.base_url, engine_options={"structured": "json_object"})
+    scorer = Scorer(spec, engine="openai", base_url=proxy.base_url, engine_options={"structured": "json_object"},
+                    mode="generate")
     with pytest.raises(EngineMisconfigured):  # through the scorer too: the map stops, it does not fill errors
         scorer.judge_texts(["QUESTION: Say hello.\n\nANSWER: hello"])
 
