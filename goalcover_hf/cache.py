@@ -49,6 +49,7 @@ _CHUNK = 500  # SQLite limits the number of parameters in one statement
 
 
 def default_path() -> Path:
+    """The pair cache file used when none is given: ``cache_dir()/pairs.sqlite``."""
     return cache_dir() / FILENAME
 
 
@@ -69,6 +70,7 @@ class PairCache:
     @property
     def conn(self) -> sqlite3.Connection:
         # A connection must not cross a fork: datasets' workers each open their own.
+        """The SQLite connection of this process (opened on first use; a damaged file raises here)."""
         if self._conn is None or self._pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -150,6 +152,7 @@ class PairCache:
         return n
 
     def close(self) -> None:
+        """Close this process's connection (a later use opens it again)."""
         if self._conn is not None and self._pid == os.getpid():
             self._conn.close()
         self._conn = None

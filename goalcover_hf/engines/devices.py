@@ -49,6 +49,7 @@ class Placement:
     device_map: str | None = None
 
     def torch_dtype(self):
+        """The ``torch.dtype`` of :attr:`dtype`."""
         import torch
 
         return getattr(torch, self.dtype)
@@ -174,6 +175,7 @@ def batch_tokens(config, device: str, dtype, default: int) -> int:
 
 
 def out_of_memory_message(identity: str, placement: Placement, what: str) -> str:
+    """The message of a device out-of-memory error: what ran out and which settings to lower."""
     spread = " spread with device_map='auto'" if placement.device_map else ""
     return (f"{identity} ran out of memory on {placement.device}{spread} ({placement.dtype}) during {what}. Lower "
             "what the judge holds at once: --batch-size (samples per engine call), --max-context-tokens (longer "

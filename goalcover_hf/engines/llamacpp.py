@@ -65,6 +65,7 @@ class LlamaCppEngine(Engine):
 
     @classmethod
     def normalize_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Check the options before any load (see :meth:`Engine.normalize_options`)."""
         options = super().normalize_options(options)
         if options.get("n_gpu_layers", 0) < -1:
             raise GoalcoverError(f"n_gpu_layers must be -1 (all layers) or more, got {options['n_gpu_layers']}")
@@ -72,6 +73,7 @@ class LlamaCppEngine(Engine):
 
     @classmethod
     def resolve(cls, model: str | None, options: dict[str, Any]) -> tuple[str, str]:
+        """``(model, identity)`` of a ``.gguf`` file or the embedded model, without loading it."""
         return gguf_ref(model).names
 
     @classmethod
@@ -119,9 +121,11 @@ class LlamaCppEngine(Engine):
                 "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()), "llama_cpp": llama_cpp.__version__}
 
     def token_counter(self) -> TokenizerCounter:
+        """The counter of the loaded model: its own tokenizer and ``n_ctx``."""
         return self.counter(self.ref.spec, {"n_ctx": self.n_ctx, "max_context_tokens": self.max_context_tokens})
 
     def chat_text(self, chat: Chat) -> str:
+        """The chat rendered with the GGUF's own chat template, generation cue included."""
         text = self._formatter(messages=list(chat)).prompt
         if self._add_bos and self._bos and text.startswith(self._bos):
             text = text[len(self._bos):]  # llama.cpp adds BOS itself: do not send two
@@ -129,6 +133,7 @@ class LlamaCppEngine(Engine):
 
     def tokens(self, chat: Chat) -> list[int]:
         # As Llama.create_completion tokenizes a text prompt: BOS if the model wants one, special tokens parsed.
+        """The token ids llama.cpp reads for ``chat``."""
         ids = self.llm.tokenize(self.chat_text(chat).encode("utf-8"), add_bos=False, special=True)
         return ([self.llm.token_bos()] if self._add_bos else []) + ids
 
@@ -142,6 +147,7 @@ class LlamaCppEngine(Engine):
         return outlines.Generator(self._outlines_model, schema)
 
     def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str]:
+        """Schema-constrained greedy generation through Outlines, one chat at a time."""
         try:
             import numba  # noqa: F401  Outlines' llama.cpp backend needs it and otherwise returns unconstrained text
         except ImportError:
@@ -152,6 +158,7 @@ class LlamaCppEngine(Engine):
                           top_k=1, seed=0) for c in chats]
 
     def choice_token_ids(self, choices: Sequence[str]) -> list[int]:
+        """The single token id of each choice (a choice of several tokens is refused)."""
         ids = []
         for choice in choices:
             tokens = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)

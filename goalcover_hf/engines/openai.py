@@ -96,6 +96,7 @@ def structured_fields(kind: str, schema: dict, name: str = "judgement") -> dict[
 @lru_cache(maxsize=16)
 def strict_schema(schema: type[BaseModel]) -> dict:
     # OpenAI's strict mode wants every object closed; other servers accept the extra key.
+    """The JSON schema of ``schema`` in the strict form OpenAI-style servers take (no extra properties)."""
     out = schema.model_json_schema()
     out["additionalProperties"] = False
     return out
@@ -140,6 +141,7 @@ class OpenAIEngine(Engine):
 
     @classmethod
     def normalize_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Check and normalize the options: ``base_url`` is required and written one way."""
         options = super().normalize_options(options)
         if not options.get("base_url"):
             raise GoalcoverError("engine 'openai' needs base_url (--base-url http://HOST:PORT/v1)")
@@ -167,6 +169,7 @@ class OpenAIEngine(Engine):
         return CharCounter(int(limit) if limit else None)
 
     def token_counter(self):
+        """An estimate (the server's tokenizer is not visible) with the context it reports."""
         return self.counter(self.model, {"base_url": self.client.base_url, "api_key_env": self.client.api_key_env,
                                          "max_context_tokens": self.max_context_tokens})
 
@@ -195,6 +198,7 @@ class OpenAIEngine(Engine):
     @property
     def pool(self) -> ThreadPoolExecutor:
         # Threads do not survive a fork: a datasets worker that inherited this engine opens its own pool.
+        """The thread pool that keeps at most ``max_in_flight`` requests in flight."""
         if self._pool is None or self._pool_pid != os.getpid():
             self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="goalcover-http")
             self._pool_pid = os.getpid()
@@ -293,6 +297,7 @@ class OpenAIEngine(Engine):
         )
 
     def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str | None]:
+        """Schema-constrained generation through the server's structured-output parameter, one request per chat."""
         kind = self._structured_kind()
 
         def one(chat):

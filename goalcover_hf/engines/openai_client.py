@@ -97,6 +97,7 @@ class Client:
 
 
 def server_models(client: Client) -> list[dict]:
+    """The models a server lists at ``GET /v1/models``."""
     try:
         return list(client.request("models").get("data") or [])
     except RequestFailed as err:

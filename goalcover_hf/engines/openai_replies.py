@@ -29,6 +29,7 @@ def strip_lengths(schema):
 
 
 def json_object(text: str | None) -> dict | None:
+    """The first JSON object in a reply's text (after any reasoning block), or None."""
     try:
         # strict=False: some grammars (llama-cpp-python's) let raw newlines into strings; the content is still JSON.
         value = json.loads(text or "", strict=False)

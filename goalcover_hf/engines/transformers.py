@@ -91,6 +91,7 @@ class TransformersEngine(SharedPrefix, Engine):
 
     @classmethod
     def normalize_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Check ``device`` and ``dtype`` before any load."""
         options = super().normalize_options(options)
         if "device" in options:
             check_device(options["device"])
@@ -98,6 +99,7 @@ class TransformersEngine(SharedPrefix, Engine):
 
     @classmethod
     def resolve(cls, model: str | None, options: dict[str, Any]) -> tuple[str, str]:
+        """``(model, identity)`` of a folder, a ``.gguf`` or a Hub id pinned to its commit, without loading weights."""
         return resolve_model(model).names
 
     @classmethod
@@ -178,10 +180,12 @@ class TransformersEngine(SharedPrefix, Engine):
         return out
 
     def token_counter(self) -> TokenizerCounter:
+        """The counter of the loaded model: its tokenizer and context."""
         return TokenizerCounter(self.tokenizer, lowest(context_of(self.model.config, self.tokenizer),
                                                        self.max_context_tokens))
 
     def chat_text(self, chat: Chat) -> str:
+        """The chat rendered with the model's chat template, generation cue included."""
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
     @lru_cache(maxsize=8)
@@ -195,6 +199,7 @@ class TransformersEngine(SharedPrefix, Engine):
 
     @guard_memory("generation")
     def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str]:
+        """Schema-constrained greedy generation through Outlines, batched."""
         import torch
         from outlines.inputs import Chat as OutlinesChat
 
@@ -204,6 +209,7 @@ class TransformersEngine(SharedPrefix, Engine):
         return list(out)
 
     def choice_token_ids(self, choices: Sequence[str]) -> list[int]:
+        """The single token id of each choice (a choice of several tokens is refused)."""
         ids = []
         for choice in choices:
             tokens = self.tokenizer.encode(choice, add_special_tokens=False)
