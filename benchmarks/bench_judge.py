@@ -268,7 +268,10 @@ class MemoJudge:
                 if self.recorder:
                     self.recorder.take()  # drop what other callers left
                 start = time.perf_counter()
-                judged = self.scorer.judge_texts(chunk, [sub], **extra)
+                if prompt == judging.PROMPTS["verdict_first"]:  # the verdict mixing is the method's, over the raw judge
+                    judged = judging.judge(self.scorer, chunk, [sub], "verdict_first")
+                else:
+                    judged = self.scorer.judge_texts(chunk, [sub], **extra)
                 each = (time.perf_counter() - start) / len(chunk)
                 shares = chunk_shares(self.recorder.take(), chunk) if self.recorder else [None] * len(chunk)
                 for t, row, share in zip(chunk, judged, shares):

@@ -1,6 +1,6 @@
 """goalcover_hf: which capabilities does your fine-tuning data support, before you pay for the run?"""
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .card import read_card, write_card
 from .coverage import CoverageReport, compute_coverage, coverage_from_scores

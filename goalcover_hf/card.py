@@ -31,6 +31,7 @@ END = "<!-- goalcover:end -->"
 YAML_KEY = "goalcover"
 PLOT_NAME = "goalcover_coverage.png"
 HEATMAP_NAME = "goalcover_scores.png"
+HUB_METADATA = {"tags": "goalcover", "annotations_creators": "machine-generated"}  # header lists the card joins
 PLOT_FILES = (PLOT_NAME, HEATMAP_NAME)  # written beside the README; the section links them by relative path
 
 
@@ -129,7 +130,7 @@ def render_section(report: CoverageReport, provenance: dict[str, Any], gaps: lis
     Returns:
         ``str``: Markdown ending with a newline.
     """
-    from . import __version__
+    from .version import __version__
 
     source = (
         Path(template).read_text(encoding="utf-8")
@@ -171,6 +172,20 @@ def _header_data(header: str, source: str) -> dict[str, Any]:
     return data or {}
 
 
+def _key_block(inner: list[str], key: str) -> tuple[int, int] | None:
+    """The lines ``[start, stop)`` of a top-level key's block in a header's inner lines (its trailing blank lines are
+    the user's), or ``None`` when the key is not there."""
+    start = next((i for i, line in enumerate(inner) if re.match(rf"^{re.escape(key)}\s*:", line)), None)
+    if start is None:
+        return None
+    stop = start + 1
+    while stop < len(inner) and (inner[stop].startswith((" ", "\t", "-")) or not inner[stop].strip()):
+        stop += 1
+    while stop > start + 1 and not inner[stop - 1].strip():
+        stop -= 1
+    return start, stop
+
+
 def _set_yaml_key(header: str | None, value: Any, source: str) -> str:
     """Replace or add the top-level ``goalcover`` key, leaving every other header line as it was."""
     block = yaml.safe_dump({YAML_KEY: value}, sort_keys=False, allow_unicode=True, width=100)
@@ -179,19 +194,63 @@ def _set_yaml_key(header: str | None, value: Any, source: str) -> str:
     _header_data(header, source)  # refuse a header that does not parse before touching it
     lines = header.splitlines(keepends=True)
     inner = lines[1:-1]
-    start = next((i for i, line in enumerate(inner) if re.match(rf"^{YAML_KEY}\s*:", line)), None)
-    if start is None:
+    found = _key_block(inner, YAML_KEY)
+    if found is None:
         if inner and not inner[-1].endswith("\n"):
             inner[-1] += "\n"
         inner = inner + [block]
     else:
-        stop = start + 1
-        while stop < len(inner) and (inner[stop].startswith((" ", "\t", "-")) or not inner[stop].strip()):
-            stop += 1
-        while stop > start + 1 and not inner[stop - 1].strip():  # trailing blank lines are the user's
-            stop -= 1
-        inner = inner[:start] + [block] + inner[stop:]
+        inner = inner[:found[0]] + [block] + inner[found[1]:]
     return lines[0] + "".join(inner) + lines[-1]
+
+
+def _add_list_item(header: str | None, key: str, item: str, source: str) -> str:
+    """Make the header's top-level list ``key`` hold ``item`` once, adding one line (or one flow entry) and changing
+    no other byte; an odd layout of that key (a scalar, an empty value) is rewritten as a list, that key only."""
+    header = header if header is not None else "---\n---\n"
+    data = _header_data(header, source)
+    current = data.get(key)
+    if isinstance(current, list) and item in current:
+        return header
+    if current is not None and not isinstance(current, (list, str)):
+        raise CardError(f"{source}: the YAML header's {key!r} is not a list; make it one (e.g. '{key}: [{item}]')")
+    want = {**data, key: (current if isinstance(current, list) else [current] * (current is not None)) + [item]}
+    lines = header.splitlines(keepends=True)
+    nl = "\r\n" if lines[0].endswith("\r\n") else "\n"
+    inner = lines[1:-1]
+    if inner and not inner[-1].endswith("\n"):
+        inner[-1] += nl
+    found = _key_block(inner, key)
+    if found is None:
+        edited = inner + [f"{key}:{nl}- {item}{nl}"]
+    else:
+        edited = _insert_item(inner, *found, item, nl)
+        if edited is None or _header_data(lines[0] + "".join(edited) + lines[-1], source) != want:
+            block = yaml.safe_dump({key: want[key]}, sort_keys=False, allow_unicode=True, width=100)
+            edited = inner[:found[0]] + [block.replace("\n", nl)] + inner[found[1]:]
+    merged = lines[0] + "".join(edited) + lines[-1]
+    if _header_data(merged, source) != want:
+        raise CardError(f"{source}: cannot add {item!r} to the YAML header's {key!r} safely; add it by hand")
+    return merged
+
+
+def _insert_item(inner: list[str], start: int, stop: int, item: str, nl: str) -> list[str] | None:
+    """``inner`` with ``item`` added to the list at ``inner[start:stop]`` in the list's own style, or ``None`` when
+    the list is not one line of flow style (``key: [a, b]``) nor a block of ``- a`` lines."""
+    line = inner[start]
+    value = line.split(":", 1)[1].strip()
+    if value.startswith("[") and "]" in value and stop == start + 1:
+        close = line.rindex("]")
+        empty = not line[line.index("[") + 1:close].strip()
+        return inner[:start] + [line[:close] + ("" if empty else ", ") + item + line[close:]] + inner[stop:]
+    if value and not value.startswith("#"):
+        return None
+    items = [k for k in range(start + 1, stop) if re.match(r"^\s*- ", inner[k])]
+    if not items:
+        return None
+    indent = re.match(r"^(\s*)- ", inner[items[0]]).group(1)
+    last = max(k for k in range(start + 1, stop) if inner[k].strip() and not inner[k].lstrip().startswith("#"))
+    return inner[:last + 1] + [f"{indent}- {item}{nl}"] + inner[last + 1:]
 
 
 def _set_section(body: str, section: str, source: str) -> str:
@@ -225,6 +284,8 @@ def merge_card(text: str, section: str, summary: dict[str, Any], source: str = "
     from huggingface_hub import DatasetCard
 
     header, body = _split_header(text, source)
+    for key, item in HUB_METADATA.items():
+        header = _add_list_item(header, key, item, source)
     merged = _set_yaml_key(header, summary, source) + _set_section(body, section, source)
     check = DatasetCard(merged).data.to_dict().get(YAML_KEY)
     if check != summary:  # the Hub must read back exactly what we wrote

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .errors import GoalcoverError
+from .logging import get_logger
+
+logger = get_logger(__name__)
 
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
@@ -13,7 +17,67 @@ class DataError(GoalcoverError):
     """Data that cannot be loaded or read; the message names the file, line or source and says what to do."""
 
 
-def load_data(source: str, split: str = "train", limit: int | None = None):
+def is_hub_id(source: str) -> bool:
+    """Whether ``source`` names a Hub dataset rather than a local file or folder (that exists or not).
+
+    Args:
+        source (``str``): what :func:`load_data` is given.
+
+    Returns:
+        ``bool``: ``False`` for an existing path, a path-like name (``./``, ``/``, ``~``) or a known data file suffix.
+    """
+    path = Path(source).expanduser()
+    return not (path.exists() or source.startswith((".", "/", "~")) or path.suffix.lower() in _FORMATS)
+
+
+def hub_source(source: str, revision: str | None = None) -> dict[str, str | None] | None:
+    """The Hub dataset behind ``source``, for the run's provenance: ``{"id": ..., "revision": commit SHA}``.
+
+    The commit is asked of the Hub; offline, it is the one huggingface_hub cached for that revision (``None`` when
+    nothing is cached: the data then fails to load anyway).
+
+    Args:
+        source (``str``): what :func:`load_data` is given.
+        revision (``str``, *optional*): a branch, tag or commit of the dataset (default: its main branch).
+
+    Returns:
+        ``dict`` or ``None``: ``None`` for a local file or folder.
+
+    Example:
+        >>> hub_source("openai/gsm8k")
+        {'id': 'openai/gsm8k', 'revision': 'e53f048856ff4f594e959d75785d2c2d37b678ee'}
+    """
+    if not is_hub_id(source):
+        return None
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HFValidationError, HfHubHTTPError, OfflineModeIsEnabled
+
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            info = HfApi().dataset_info(source, revision=revision)
+            return {"id": info.id, "revision": info.sha}
+        except HFValidationError:
+            raise DataError(f"{source}: no such file or folder, and not a Hub dataset id (user/name)") from None
+        except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:  # loading says what is wrong, and how
+            logger.info("cannot ask the Hub for %s's commit (%s); using the cached one", source, type(err).__name__)
+    return {"id": source, "revision": _cached_commit(source, revision or "main")}
+
+
+def _cached_commit(repo_id: str, revision: str) -> str | None:
+    """The commit huggingface_hub's cache holds for ``revision`` of a dataset repo (its ``refs`` file), if any."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    ref = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="dataset") / "refs" / revision
+    try:
+        return ref.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def load_data(source: str, split: str = "train", limit: int | None = None, *, revision: str | None = None):
     """Load ``source`` as a ``datasets.Dataset``.
 
     Args:
@@ -21,6 +85,8 @@ def load_data(source: str, split: str = "train", limit: int | None = None):
             data files, or a Hub dataset id.
         split (``str``, defaults to ``"train"``): the split of a folder, a ``DatasetDict`` or a Hub dataset.
         limit (``int``, *optional*): keep only the first rows.
+        revision (``str``, *optional*): for a Hub dataset, the branch, tag or commit to load (pass
+            ``hub_source(source)["revision"]`` to load exactly the commit the provenance records).
 
     Returns:
         ``datasets.Dataset``: never empty; a :class:`DataError` names the file, line or reason otherwise.
@@ -48,10 +114,10 @@ def load_data(source: str, split: str = "train", limit: int | None = None):
                     ds = ds[split]
             else:
                 ds = datasets.load_dataset(str(path), split=split)
-        elif source.startswith((".", "/", "~")) or path.suffix.lower() in _FORMATS:
+        elif not is_hub_id(source):
             raise DataError(f"{source}: no such file or folder")
         else:
-            ds = datasets.load_dataset(source, split=split)
+            ds = datasets.load_dataset(source, split=split, revision=revision)
     except DataError:
         raise
     except Exception as err:  # datasets raises many types; the user needs the file and the reason

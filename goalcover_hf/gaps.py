@@ -150,7 +150,8 @@ def naming_schema(subgoal_ids: tuple[str, ...]) -> type[BaseModel]:
     """
     return create_model(
         "GapName",
-        title=(str, Field(min_length=3, max_length=TITLE_CHARS)),
+        # room past TITLE_CHARS, so that a long name ends where the model ended it and is then cut between words
+        title=(str, Field(min_length=3, max_length=2 * TITLE_CHARS)),
         description=(str, Field(min_length=3, max_length=DESCRIPTION_CHARS)),
         subgoal=(Literal[subgoal_ids], ...),  # type: ignore[valid-type]
     )
@@ -319,13 +320,20 @@ def _add_themes(gaps: list[Gap], explained_by, spec: GoalSpec, namer, distance, 
         return
     for theme, named in zip(slots, name_themes(namer, spec, requests)):
         if named is not None:
-            theme.title, theme.description = named.title.strip(), named.description.strip()
+            theme.title, theme.description = _clip(named.title, TITLE_CHARS), named.description.strip()
             theme.named_by, theme.named_subgoal = namer.identity, named.subgoal
 
 
 def _clip(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters: cut at a word boundary and marked with an ellipsis, never
+    mid-word (a first word longer than ``limit`` is kept whole)."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if text[limit - 1] != " ":  # the cut falls inside a word: drop that word
+        head = head.rsplit(" ", 1)[0] if " " in head else text.split(" ", 1)[0]
+    return text if head == text else (head.rstrip(" ,;:-–—") or head) + "…"
 
 
 # ---- gaps.json ----------------------------------------------------------------------------------------------------

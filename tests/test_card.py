@@ -44,8 +44,11 @@ READMES = {
 
 
 def strip_ours(text: str) -> str:
-    """The README with goalcover's section content and YAML key block removed: what the user owns."""
+    """The README with goalcover's section content, YAML key block and header list items removed: what the user
+    owns."""
     text = re.sub(re.escape(START) + r".*?" + re.escape(END), START + END, text, flags=re.S)
+    text = re.sub(r"^(tags|annotations_creators):\r?\n- (goalcover|machine-generated)\r?\n", "", text, flags=re.M)
+    text = re.sub(r"^- (goalcover|machine-generated)\r?\n", "", text, flags=re.M)  # added to the user's own list
     return re.sub(r"^goalcover:\n(?:[ \t].*\n|\n(?=[ \t]))*", "", text, flags=re.M)
 
 
@@ -103,7 +106,8 @@ def test_unrelated_keys_are_kept_for_the_hub(tmp_path):
     (report, gaps), _ = reports()
     write_card(readme, report, PROVENANCE, gaps)
     data = DatasetCard.load(readme).data.to_dict()
-    assert data["license"] == "cc-by-4.0" and data["tags"] == ["medical"]
+    assert data["license"] == "cc-by-4.0" and data["tags"] == ["medical", "goalcover"]
+    assert data["annotations_creators"] == ["machine-generated"]
     assert data["configs"] == [{"config_name": "default", "data_files": "data/*.parquet"}]
     assert data["goalcover"]["subgoals"]["explains_use"] == {
         "coverage": 0.75, "low": 0.75, "high": 0.75, "decision": "covered", "method": "judge", "labels": 0,

@@ -118,6 +118,28 @@ def test_all_options_lists_each_option_once_with_the_engines_taking_it(toy):
     assert options["threads"][1] == ["transformers", "llamacpp"]
     assert options["structured"][0].choices[0] == "auto" and options["base_url"][1] == ["openai"]
     assert all(o.help for o, _ in options.values())
+    # The accelerator options: each engine's own, with the defaults its constructor has.
+    assert [(n, options[n][0].default, options[n][1]) for n in ("device", "dtype", "n_gpu_layers", "thinking")] == [
+        ("device", "auto", ["transformers"]), ("dtype", "auto", ["transformers"]),
+        ("n_gpu_layers", 0, ["llamacpp"]), ("thinking", False, ["openai"])]
+    assert options["dtype"][0].choices == ("auto", "float32", "bfloat16", "float16")
+
+
+def test_the_base_engine_passes_renormalize_through_and_describes_nothing(toy):
+    engine = get_engine("toy-model", "toy")
+    assert engine.describe() == {}
+    groups = [[[{"role": "user", "content": "a"}]] * 2, [[{"role": "user", "content": "b"}]]]
+    assert engine.choice_probs_shared(groups, ["1", "2", "3"]) == [[[0, 0, 1.0]] * 2, [[0, 0, 1.0]]]
+    with pytest.raises(GoalcoverError, match="engine 'toy' gives no probabilities under the full next-token"):
+        engine.choice_probs_shared(groups, ["1", "2", "3"], renormalize=False)
+
+    class HalfSure(toy):  # a backend that can say how sure it is of the choices: half its mass on them
+        def choice_probs(self, chats, choices, renormalize=True):
+            probs = super().choice_probs(chats, choices)
+            return probs if renormalize else [[p / 2 for p in row] for row in probs]
+
+    half = HalfSure("toy-model")
+    assert half.choice_probs_shared(groups, ["1", "2", "3"], renormalize=False) == [[[0, 0, 0.5]] * 2, [[0, 0, 0.5]]]
 
 
 def test_registration_keeps_one_flag_per_option_and_one_class_per_name(toy):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
+from ..version import __version__
 from ..errors import GoalcoverError
 from . import data_commands, report_commands, score_commands, spec_commands, trust_commands
 from .options import common_options, set_verbosity

@@ -51,15 +51,31 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
         if name == "card":
             p.add_argument("--readme", help="README.md to update (default RUN/README.md)")
             p.add_argument("--repo-id", help="update the card of this existing Hub dataset (USER/NAME) instead")
-            p.add_argument("--revision", help="with --repo-id: the branch to update (default main)")
         else:
             p.add_argument("--repo-id", required=True, help="dataset repo USER/NAME (created if missing)")
-            p.add_argument("--private", action="store_true", help="create the repo private")
-            p.add_argument("--revision", help="branch to push to (created if missing; default main)")
+        add_hub_options(p, name)
         p.add_argument("--card-template", metavar="FILE",
                        help="a Jinja card-section template to use instead of the built-in one")
         add_report_options(p)
         p.set_defaults(func=cmd_card if name == "card" else cmd_push)
+
+
+def add_hub_options(p: argparse.ArgumentParser, name: str) -> None:
+    """The Hub options of ``card --repo-id`` and ``push``."""
+    hub = "with --repo-id: " if name == "card" else ""
+    p.add_argument("--revision", help=f"{hub}the branch to " + ("update (default main)" if name == "card" else
+                   "push to (created if missing; default main)"))
+    p.add_argument("--create-pr", action="store_true", help=f"{hub}open a pull request instead of committing to the "
+                   "branch (for repositories whose main branch is protected)")
+    p.add_argument("--private", action="store_true", help=f"{hub}create the repo private when it does not exist"
+                   + (" (without it a missing repo is an error)" if name == "card" else "") + "; an existing repo "
+                   "keeps its visibility")
+    p.add_argument("--token", help=f"{hub}a Hugging Face token (default: HF_TOKEN or `hf auth login`; prefer those, "
+                   "as a token on the command line can be seen by other users of the machine)")
+    p.add_argument("--config-name", metavar="NAME", help=f"{hub}" + (
+        "the config that holds the annotations (as pushed with `push --config-name`): the card says how to join "
+        "them" if name == "card" else "push only the id and gc_* columns, as their own config of the repo, beside "
+        "the data's; the card says how to join them"))
 
 
 def measure(run, args: argparse.Namespace):
@@ -178,14 +194,21 @@ def cmd_card(args: argparse.Namespace) -> int:
     got = read_coverage(args)
     card = {"target": got.target, "gap_meta": got.document, "template": args.card_template}
     if args.repo_id:
-        from ..hub import update_hub_card
+        from ..hub import annotations_provenance, update_hub_card
 
         if args.readme:
             raise GoalcoverError("--readme and --repo-id do not go together: the Hub card is updated in place")
-        commit = update_hub_card(args.repo_id, got.report, got.run.provenance, got.gaps, revision=args.revision, **card)
-        url = f"https://huggingface.co/datasets/{args.repo_id}"
-        print(f"Updated the card of {url} ({getattr(commit, 'commit_url', '')})")
+        provenance = (annotations_provenance(got.run, args.config_name) if args.config_name
+                      else got.run.provenance)
+        commit = update_hub_card(args.repo_id, got.report, provenance, got.gaps, revision=args.revision,
+                                 create_pr=args.create_pr, private=args.private, token=args.token, **card)
+        print(f"Opened a pull request with the card: {commit.pr_url}" if commit.pr_url else
+              f"Updated the card of https://huggingface.co/datasets/{args.repo_id} ({commit.commit_url})")
         return 0
+    hub_only = [f for f in ("revision", "create_pr", "private", "token", "config_name") if getattr(args, f)]
+    if hub_only:
+        raise GoalcoverError(f"--{hub_only[0].replace('_', '-')} goes with --repo-id: a local README has no branch, "
+                             "pull request, visibility, token or config")
     readme = Path(args.readme) if args.readme else got.run.path / "README.md"
     write_card(readme, got.report, got.run.provenance, got.gaps, **card)
     print(f"Updated {readme} (section between the goalcover markers, 'goalcover' YAML key) and its charts")
@@ -199,6 +222,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     got = read_coverage(args)
     note(f"Pushing {len(got.run.dataset)} annotated rows to {args.repo_id}...")
     result = push_run(got.run, args.repo_id, got.report, got.gaps, private=args.private, revision=args.revision,
+                      create_pr=args.create_pr, token=args.token, config_name=args.config_name,
                       target=got.target, gap_meta=got.document, template=args.card_template)
-    print(f"Pushed the dataset and its card: {result['url']}")
+    what = "the annotations (config " + args.config_name + ")" if args.config_name else "the dataset"
+    done = "Opened a pull request with" if args.create_pr else "Pushed"
+    print(f"{done} {what} and its card: {result['url']}")
     return 0

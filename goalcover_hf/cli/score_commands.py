@@ -60,7 +60,7 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score ``--data`` against ``--spec`` into the run folder ``-o``; exit 1 when every pair failed."""
-    from ..data import load_data
+    from ..data import hub_source, load_data
     from ..formats import RowFormatError, RowRenderer
     from ..results import Run
     from ..scorer import Scorer
@@ -71,15 +71,20 @@ def cmd_score(args: argparse.Namespace) -> int:
         refuse_overwrite(args.jsonl, args.overwrite)
     scorer = Scorer(args.spec, **scorer_overrides(args), cache=False if args.no_cache else args.cache)
     warn_if_embedded(scorer.config.model_identity)
-    ds = load_data(args.data, split=args.split, limit=args.limit)
+    source = hub_source(args.data)  # the commit of a Hub dataset, loaded exactly and recorded in the provenance
+    ds = load_data(args.data, split=args.split, limit=args.limit, revision=source and source["revision"])
     sample = None
     if args.sample is not None:
         ds, sample = sample_rows(ds, args.sample, args.seed, args.data + (" (its first --limit rows)" if args.limit
                                                                            else ""))
     try:  # check the layout once, up front, rather than as an error on every row
-        RowRenderer(columns=ds.column_names, template=scorer.config.template).check_features(ds.features)
+        renderer = RowRenderer(columns=ds.column_names, template=scorer.config.template)
+        renderer.check_features(ds.features)
     except RowFormatError as err:
         raise RowFormatError(f"{args.data}: {err}") from None
+    skipped = renderer.skipped_parts(ds)
+    if skipped:
+        warn(f"{args.data}: {skipped}")
     scorer.sample_budget()  # tokenizer and context, up front: a model that cannot load fails here, not in the map
     if scorer.pair_cache is not None:
         scorer.pair_cache.open()  # a damaged cache file fails here, not in the map
@@ -114,8 +119,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         warn(f"{failed} of {pairs} (row, subgoal) pairs have no score; the most common error ({times} of {failed}): "
              f"{example}; each pair's gc_<subgoal>_error column says why")
     provenance = scorer.provenance() | {
-        "data": args.data, "split": args.split, "limit": args.limit, "embedded": scorer.is_embedded,
-        **({"sample": sample} if sample else {}),
+        "data": args.data, **({"source": source} if source else {}), "split": args.split, "limit": args.limit,
+        "embedded": scorer.is_embedded, **({"sample": sample} if sample else {}),
         **({"explain_budget": args.explain_budget} if c.explain == "sample" else {}),
         "truncation": {"context_tokens": scorer.context_tokens, "rows_cut": len(cut), "tokens_cut": sum(cut)}}
     Run(annotated, scorer.spec, provenance).save(out, overwrite=args.overwrite)
