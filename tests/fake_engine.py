@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from goalcover_hf.engines import register_engine
 from goalcover_hf.engines.base import Engine
 from goalcover_hf.truncation import CharCounter
 
@@ -53,6 +54,7 @@ class Call:
         return [chat for group in self.groups for chat in group]
 
 
+@register_engine("fake")  # so a run folder can name it, as runs name their engine
 class FakeEngine(Engine):
     """An engine whose answers the test writes.
 
