@@ -10,8 +10,8 @@ CARD=examples/showcase/card
 THREADS=${THREADS:-2}
 goalcover score --data examples/showcase/data.jsonl --spec examples/showcase/goal.yaml --model "$JUDGE" \
   --engine llamacpp --threads "$THREADS" --batch-size 4 -o "$RUN" --overwrite
+goalcover label "$RUN" --import examples/showcase/labels.csv   # before gaps: the gaps follow the calibrated figures
 goalcover gaps "$RUN"
-goalcover label "$RUN" --import examples/showcase/labels.csv
 mkdir -p "$CARD"
 goalcover check "$RUN" | tee "$CARD/check.txt"
 goalcover check "$RUN" --json > "$CARD/check.json"
