@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from .errors import GoalcoverError
 from .logging import get_logger
@@ -129,10 +131,29 @@ def load_data(source: str, split: str = "train", limit: int | None = None, *, re
     return ds
 
 
+def json_object(line: str, where: str, error: type[Exception] = DataError) -> dict[str, Any]:
+    """One line of a JSON Lines file as a dict.
+
+    Args:
+        line (``str``): the line's text.
+        where (``str``): how an error names the line, e.g. ``"data.jsonl, line 3"``.
+        error (``type``, defaults to :class:`DataError`): the error raised when the line is not valid JSON or not a
+            JSON object.
+
+    Returns:
+        ``dict[str, Any]``: the parsed object.
+    """
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise error(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(value, dict):
+        raise error(f"{where}: expected a JSON object per line, got {type(value).__name__}")
+    return value
+
+
 def _check_lines(path: Path, jsonl: bool) -> None:
     """Name the first line that is not UTF-8 (or, for JSON Lines, not a JSON object): datasets' own error does not."""
-    import json
-
     rows = 0
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -143,12 +164,7 @@ def _check_lines(path: Path, jsonl: bool) -> None:
                     f"{path}, line {lineno}: not valid UTF-8 (byte {err.start}); re-encode the file as UTF-8"
                 ) from None
             if jsonl and line.strip():
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}, line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
-                if not isinstance(value, dict):
-                    raise DataError(f"{path}, line {lineno}: expected a JSON object per line, got {type(value).__name__}")
+                json_object(line, f"{path}, line {lineno}")
                 rows += 1
     if jsonl and not rows:
         raise DataError(f"{path}: the file holds only blank lines, no rows; nothing to score")
