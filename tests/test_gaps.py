@@ -9,7 +9,8 @@ from fake_run import NO_DOSE, ODD, OFF_TOPIC, SPEC, dataset, run_folder
 
 from goalcover_hf.coverage import compute_coverage
 from goalcover_hf.embeddings import cluster_texts
-from goalcover_hf.gaps import GAPS_SCHEMA_VERSION, UNNAMED, Target, find_gaps, gaps_document, load_gaps, save_gaps
+from goalcover_hf.gaps import UNNAMED, Target, find_gaps
+from goalcover_hf.gaps_file import GAPS_SCHEMA_VERSION, gaps_document, load_gaps, save_gaps
 
 
 @pytest.fixture(scope="session")

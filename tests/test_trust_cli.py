@@ -181,7 +181,8 @@ def test_report_and_card_use_calibrated_figures_once_labels_exist(run, tmp_path,
 
 
 def test_gaps_file_is_refreshed_or_refused_when_labels_change_the_decisions(run, tmp_path):
-    from goalcover_hf.gaps import GAPS_FILE, find_gaps, gaps_document, load_gaps, save_gaps
+    from goalcover_hf.gaps import find_gaps
+    from goalcover_hf.gaps_file import GAPS_FILE, gaps_document, load_gaps, save_gaps
     from goalcover_hf.trust import run_coverage
 
     loaded = Run.load(run)

@@ -101,7 +101,8 @@ class RunCoverage:
 
 def read_coverage(args: argparse.Namespace) -> RunCoverage:
     """Load the run ``args.run`` and measure it; gaps come with themes when RUN/gaps.json matches the options."""
-    from ..gaps import GAPS_FILE, find_gaps, load_gaps
+    from ..gaps import find_gaps
+    from ..gaps_file import GAPS_FILE, load_gaps
     from ..results import Run
 
     run = Run.load(args.run)
@@ -160,7 +161,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_gaps(args: argparse.Namespace) -> int:
     """Find the gaps of a run, cluster their low-score explanations into themes named by the run's judge, and
     write the gaps document."""
-    from ..gaps import GAPS_FILE, find_gaps, gaps_document, gaps_text, save_gaps
+    from ..gaps import find_gaps, gaps_text
+    from ..gaps_file import GAPS_FILE, gaps_document, save_gaps
     from ..results import Run
 
     run = Run.load(args.run)
