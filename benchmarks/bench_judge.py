@@ -200,9 +200,11 @@ def chunk_shares(records: list, texts: list[str]) -> list[float | None]:
         for k, (t, (_, chat, raw)) in enumerate(zip(texts, digits)):
             out[k] = sum(raw) if raw is not None and _shows(chat, t) else None
     elif len(verdicts) == n and len(digits) == len(verdicts[0][0]) * n:
-        m = len(verdicts[0][0])
+        said = verdicts[0][0]
         for k, (t, (_, chat, vraw)) in enumerate(zip(texts, verdicts)):
-            after = [raw for _, _, raw in digits[m * k : m * (k + 1)]]
+            # the digit chat that shows this text after each verdict, whatever order the method asked them in
+            after = [next((raw for _, c, raw in digits if _shows(c, t) and {"role": "assistant", "content": v} in c),
+                          None) for v in said]
             if vraw is None or not sum(vraw) or any(r is None for r in after) or not _shows(chat, t):
                 continue
             out[k] = sum(v / sum(vraw) * sum(r) for v, r in zip(vraw, after))
@@ -268,7 +270,10 @@ class MemoJudge:
                 if self.recorder:
                     self.recorder.take()  # drop what other callers left
                 start = time.perf_counter()
-                judged = self.scorer.judge_texts(chunk, [sub], **extra)
+                if prompt == judging.PROMPTS["verdict_first"]:  # the verdict mixing is the method's, over the raw judge
+                    judged = judging.judge(self.scorer, chunk, [sub], "verdict_first")
+                else:
+                    judged = self.scorer.judge_texts(chunk, [sub], **extra)
                 each = (time.perf_counter() - start) / len(chunk)
                 shares = chunk_shares(self.recorder.take(), chunk) if self.recorder else [None] * len(chunk)
                 for t, row, share in zip(chunk, judged, shares):

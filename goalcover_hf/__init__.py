@@ -1,6 +1,6 @@
 """goalcover_hf: which capabilities does your fine-tuning data support, before you pay for the run?"""
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .card import read_card, write_card
 from .coverage import CoverageReport, compute_coverage, coverage_from_scores
@@ -8,6 +8,8 @@ from .decompose import decompose  # light: the engine loads only when a proposal
 from .errors import GoalcoverError
 from .filtering import filter
 from .gaps import find_gaps
+from .label_import import import_labels
+from .labels import Labels
 from .models import resolve_model
 from .scorer import Scorer, score
 from .spec import GoalSpec, SpecError, Subgoal
@@ -30,7 +32,7 @@ def metric_path() -> str:
 __all__ = [
     "GoalSpec", "Subgoal", "SpecError", "Scorer", "score", "compute_coverage", "coverage_from_scores",
     "CoverageReport", "find_gaps", "write_card", "read_card", "resolve_model", "metric_path", "decompose",
-    "filter", "synthesize", "validate", "GoalcoverError",
+    "filter", "synthesize", "validate", "GoalcoverError", "Labels", "import_labels",
 ]
 
 

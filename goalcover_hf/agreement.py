@@ -59,6 +59,7 @@ class Agreement:
     verdict: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The figures as plain JSON values."""
         return asdict(self)
 
 
@@ -72,6 +73,7 @@ class AgreementReport:
     overall: Agreement
 
     def to_dict(self) -> dict[str, Any]:
+        """Per subgoal and overall figures as plain JSON values (what ``goalcover check --json`` prints)."""
         return {"threshold": self.threshold, "confidence": self.confidence,
                 "subgoals": {k: v.to_dict() for k, v in self.subgoals.items()}, "overall": self.overall.to_dict()}
 

@@ -49,6 +49,7 @@ _CHUNK = 500  # SQLite limits the number of parameters in one statement
 
 
 def default_path() -> Path:
+    """The pair cache file used when none is given: ``cache_dir()/pairs.sqlite``."""
     return cache_dir() / FILENAME
 
 
@@ -69,6 +70,7 @@ class PairCache:
     @property
     def conn(self) -> sqlite3.Connection:
         # A connection must not cross a fork: datasets' workers each open their own.
+        """The SQLite connection of this process (opened on first use; a damaged file raises here)."""
         if self._conn is None or self._pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -150,6 +152,7 @@ class PairCache:
         return n
 
     def close(self) -> None:
+        """Close this process's connection (a later use opens it again)."""
         if self._conn is not None and self._pid == os.getpid():
             self._conn.close()
         self._conn = None
@@ -207,13 +210,15 @@ class CachingJudge:
         todo = [i for i, row in enumerate(results) if any(r is None or self.owes_explanation(r) for r in row)]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            if any(r is None for i in chunk for r in results[i]):
-                judged = self.judge.judge_texts([samples[i] for i in chunk], subgoals)
-            else:  # every score is known: only explanations are missing
-                judged = [[None] * len(subgoals) for _ in chunk]
             changed = {(i, j) for i in chunk for j, r in enumerate(results[i]) if r is None}
-            for i, row in zip(chunk, judged):
-                results[i] = [new if old is None else old for old, new in zip(results[i], row)]
+            # only the subgoals some sample of the chunk lacks: editing one subgoal re-asks that one alone
+            asked = sorted({j for _, j in changed})
+            if asked:
+                judged = self.judge.judge_texts([samples[i] for i in chunk], [subgoals[j] for j in asked])
+                for i, row in zip(chunk, judged):
+                    for j, new in zip(asked, row):
+                        if results[i][j] is None:
+                            results[i][j] = new
             # scores read back that now owe an explanation (a cached run without them, another threshold)
             owed = [(n, j) for n, i in enumerate(chunk) for j, r in enumerate(results[i]) if self.owes_explanation(r)]
             if owed:

@@ -5,6 +5,7 @@ Formats are detected from the column names. A user template (Jinja, sandboxed) o
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -14,6 +15,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from .errors import GoalcoverError
 
 KNOWN_ROLES = {"system", "user", "assistant", "tool"}
+TEXT_PARTS = {"text", "input_text", "output_text"}  # the part types of chat content that hold text
+SKIPPED_PART = "[{type} part skipped]"  # what the judge reads in place of a part it cannot see
 
 
 class RowFormatError(GoalcoverError):
@@ -33,24 +36,63 @@ def _text(row: Mapping[str, Any], field: str, *, allow_empty: bool = False) -> s
     return value
 
 
-def _render_messages(row: Mapping[str, Any]) -> str:
+def _content_text(content: Any, turn: str) -> tuple[str, list[str]]:
+    """A turn's text and the types of the parts left out of it.
+
+    ``content`` is text, or a list of parts (``{"type": "text", "text": ...}``, ``{"type": "image", ...}``, ...) as
+    in multimodal chat datasets: text parts are joined, and every other part is replaced by a visible
+    ``[TYPE part skipped]`` so that the judge knows something was there.
+    """
+    if isinstance(content, str):
+        return content, []
+    if not isinstance(content, list):
+        raise RowFormatError(f"{turn}.content is {type(content).__name__}, expected text or a list of parts")
+    texts, skipped, has_text = [], [], False
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if not isinstance(kind, str) or not kind:
+            raise RowFormatError(f"{turn}.content[{j}] is not a {{type, ...}} part (got {_describe(part)})")
+        if kind in TEXT_PARTS:
+            value = part.get("text")
+            if not isinstance(value, str):
+                raise RowFormatError(f"{turn}.content[{j}] is a text part whose 'text' is {_describe(value)}")
+            texts.append(value)
+            has_text = True
+        else:
+            texts.append(SKIPPED_PART.format(type=kind))
+            skipped.append(kind)
+    if not has_text:
+        found = ", ".join(sorted(set(skipped))) or "none"
+        raise RowFormatError(f"{turn}.content has no text part (parts: {found}); the judge reads text only")
+    return "\n".join(texts), skipped
+
+
+def _describe(value: Any) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _messages_text(row: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """A chat row's text and the types of the non-text parts left out of it."""
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RowFormatError("field 'messages' is empty or not a list of {role, content}")
-    parts = []
+    parts, skipped = [], []
     for i, msg in enumerate(messages):
         if not isinstance(msg, Mapping) or "role" not in msg or "content" not in msg:
             raise RowFormatError(f"messages[{i}] is not a {{role, content}} mapping")
         role = msg["role"]
         if role not in KNOWN_ROLES:
             raise RowFormatError(f"messages[{i}].role {role!r} is unknown; expected one of {sorted(KNOWN_ROLES)}")
-        content = msg["content"]
-        if not isinstance(content, str):
-            raise RowFormatError(f"messages[{i}].content is {type(content).__name__}, expected text")
-        parts.append(f"{role.upper()}: {content}")
+        text, left_out = _content_text(msg["content"], f"messages[{i}]")
+        parts.append(f"{role.upper()}: {text}")
+        skipped += left_out
     if not any(m["role"] == "assistant" for m in messages):
         raise RowFormatError("messages has no assistant turn: there is no response to judge")
-    return "\n\n".join(parts)
+    return "\n\n".join(parts), skipped
+
+
+def _render_messages(row: Mapping[str, Any]) -> str:
+    return _messages_text(row)[0]
 
 
 def _render_prompt_completion(row):
@@ -171,6 +213,42 @@ class RowRenderer:
                     f"column {column!r} holds {dtype or type(features.get(column)).__name__}, not text; convert it to "
                     "text or pass --template to say how to turn a row into text"
                 )
+
+    def skipped_parts(self, dataset: Any, batch_size: int = 1000) -> str | None:
+        """Count, once and up front, the chat parts that are not text (images, audio, ...): the judge cannot see
+        them, and reads ``[TYPE part skipped]`` in their place. Rows that cannot be read are left to their own errors.
+
+        Args:
+            dataset (``datasets.Dataset``): the rows to score.
+            batch_size (``int``, defaults to 1000): rows read at a time.
+
+        Returns:
+            ``str`` or ``None``: a warning that says how many rows and parts of each type, or ``None`` when the
+            layout is not ``messages`` or every part is text.
+
+        Example:
+            >>> RowRenderer(columns=ds.column_names).skipped_parts(ds)
+            "1 of 2 rows hold chat parts that are not text (1 image); the judge cannot see them and reads '[image part skipped]' in their place"
+        """
+        if self.template_source is not None or self.format_name != "messages":
+            return None
+        kinds: Counter[str] = Counter()
+        rows = total = 0
+        for batch in dataset.select_columns(["messages"]).iter(batch_size=batch_size):
+            for messages in batch["messages"]:
+                total += 1
+                try:
+                    _, skipped = _messages_text({"messages": messages})
+                except RowFormatError:
+                    continue
+                rows += bool(skipped)
+                kinds.update(skipped)
+        if not kinds:
+            return None
+        counts = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        marker = SKIPPED_PART.format(type=kinds.most_common(1)[0][0])
+        return (f"{rows} of {total} rows hold chat parts that are not text ({counts}); the judge cannot see them "
+                f"and reads {marker!r} in their place")
 
     def render(self, row: Mapping[str, Any]) -> str:
         """The text the judge reads for one row.

@@ -4,9 +4,10 @@ For every subgoal short of the target, the explanations of its low-scoring pairs
 embedded with all-MiniLM-L6-v2 and clustered (agglomerative, average linkage, cosine distance cut at ``distance``:
 deterministic, no random state), so that many rows saying the same thing become one theme. A model names each
 theme (Outlines schema: title, one sentence, subgoal id); every theme keeps the ids of all its rows and quotes its
-most central explanations. Subgoals with no supporting sample are gaps even with nothing to cluster.
+most central explanations. A subgoal is a gap when its coverage interval lies below the target (the report's
+decision: see :mod:`goalcover_hf.coverage`); a subgoal with no scored row is no evidence, never a gap.
 
-``gaps.json`` (schema ``goalcover.gaps``, version :data:`GAPS_SCHEMA_VERSION`)::
+Gaps are written to ``gaps.json`` by :mod:`goalcover_hf.gaps_file` (schema ``goalcover.gaps``)::
 
     {"schema": "goalcover.gaps", "schema_version": 1, "goal", "spec_hash", "judge", "namer", "embedding_model",
      "settings": {"threshold", "low_score", "target": {"min_fraction", "min_samples"}, "distance", "min_theme",
@@ -19,28 +20,22 @@ most central explanations. Subgoals with no supporting sample are gaps even with
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .columns import score_columns
-from .coverage import CoverageReport, Target, iter_low
-from .embeddings import DEFAULT_DISTANCE, EMBEDDING_NAME, central_order, cluster_vectors, embed
-from .errors import OutputExistsError
-from .files import atomic_write_text
+from .coverage import CoverageReport, SubgoalCoverage, Target, interval_text, iter_low
+from .embeddings import DEFAULT_DISTANCE, central_order, cluster_vectors, embed
 from .logging import get_logger
 from .prompts import load_prompt
 from .spec import GoalSpec
 
 logger = get_logger(__name__)
 
-GAPS_SCHEMA = "goalcover.gaps"
-GAPS_SCHEMA_VERSION = 1
-GAPS_FILE = "gaps.json"
 DEFAULT_MIN_THEME = 2  # rows a cluster needs to become a theme; smaller ones are listed as unclustered
 DEFAULT_MAX_THEMES = 5  # themes kept (and named) per subgoal, largest first
 QUOTES = 3
@@ -81,7 +76,10 @@ class Gap:
     Attributes:
         subgoal (``str``), name (``str``): the subgoal.
         coverage (``float``), support (``int``), scored (``int``): as in its :class:`SubgoalCoverage`.
-        required (``int``), shortfall (``int``): the support its :class:`Target` asks for, and what is missing.
+        low, high (``float``), method (``str``), labels (``int``): the coverage's interval, what it rests on
+            (``"judge"`` or ``"calibrated"``) and the human labels behind it.
+        required (``int``), shortfall (``int``): the supporting scored rows its :class:`Target` asks for, and how
+            many are missing (from the calibrated estimate when there is one).
         rank (``int``): 1 for the largest shortfall relative to ``required``.
         low_pairs (``int``), unexplained (``int``): pairs at or below the low score; those without an explanation.
         themes (``list[Theme]``): largest first.
@@ -95,6 +93,10 @@ class Gap:
     coverage: float
     support: int
     scored: int
+    low: float | None = None
+    high: float | None = None
+    method: str = "judge"
+    labels: int = 0
     required: int = 1
     shortfall: int = 0
     rank: int = 0
@@ -141,7 +143,8 @@ def naming_schema(subgoal_ids: tuple[str, ...]) -> type[BaseModel]:
     """
     return create_model(
         "GapName",
-        title=(str, Field(min_length=3, max_length=TITLE_CHARS)),
+        # room past TITLE_CHARS, so that a long name ends where the model ended it and is then cut between words
+        title=(str, Field(min_length=3, max_length=2 * TITLE_CHARS)),
         description=(str, Field(min_length=3, max_length=DESCRIPTION_CHARS)),
         subgoal=(Literal[subgoal_ids], ...),  # type: ignore[valid-type]
     )
@@ -225,8 +228,8 @@ def find_gaps(
         spec (:class:`GoalSpec`): the spec they were scored with.
         report (:class:`CoverageReport`): their coverage (support counts and threshold come from it).
         evidence (``int``, defaults to 3): how many lowest-scoring rows to keep per gap.
-        target (:class:`Target`, *optional*): support each subgoal needs (default: ``report.min_coverage`` of the
-            scored rows).
+        target (:class:`Target`, *optional*): the coverage each subgoal needs (default: the report's target, whose
+            decisions it keeps; another target is decided afresh on the report's intervals).
         low_score (``int``, *optional*): pairs scoring at or below this are analysed (default:
             ``report.threshold - 1``, every pair that does not support the subgoal).
         cluster (``bool``, defaults to ``True``): embed and cluster explanations into themes (loads
@@ -246,7 +249,7 @@ def find_gaps(
         >>> gaps = find_gaps(ds, spec, report, namer="embedded")
         >>> save_gaps("gaps.json", gaps_document(gaps, spec, report, run.provenance, settings={}))
     """
-    target = target or Target(min_fraction=report.min_coverage)
+    target = target or report.target
     low_score = report.threshold - 1 if low_score is None else low_score
     if isinstance(namer, str):
         from .engines import get_engine
@@ -254,16 +257,13 @@ def find_gaps(
         namer = get_engine(namer)
     gaps, explained_by = [], {}
     for s in report.subgoals:
-        required = target.required(s.scored)
-        if s.support >= required:
+        if report.decide(s, target) != "gap":
             continue
         pairs = _low_pairs(annotated, s.id, low_score)
         explained = [p for p in pairs if p["explanation"]]
-        gaps.append(Gap(
-            subgoal=s.id, name=s.name, coverage=s.coverage, support=s.support, scored=s.scored, required=required,
-            shortfall=required - s.support, low_pairs=len(pairs), unexplained=len(pairs) - len(explained),
-            evidence=list(iter_low(annotated, spec, s.id, evidence)),
-        ))
+        gaps.append(refresh(Gap(subgoal=s.id, name=s.name, coverage=s.coverage, support=s.support, scored=s.scored,
+                                low_pairs=len(pairs), unexplained=len(pairs) - len(explained),
+                                evidence=list(iter_low(annotated, spec, s.id, evidence))), s, report, target))
         explained_by[s.id] = explained
     position = {s.id: k for k, s in enumerate(spec.subgoals)}
     gaps.sort(key=lambda g: (-g.shortfall / g.required, -g.shortfall, position[g.subgoal]))
@@ -272,6 +272,16 @@ def find_gaps(
     if cluster:
         _add_themes(gaps, explained_by, spec, namer, distance, min_theme, max_themes)
     return gaps
+
+
+def refresh(gap: Gap, s: SubgoalCoverage, report: CoverageReport, target: Target) -> Gap:
+    """Set a gap's figures from the report's: coverage, interval, method, labels, and the supporting scored rows the
+    target asks for with how many are missing (from the calibrated estimate when there is one)."""
+    gap.coverage, gap.low, gap.high, gap.method, gap.labels = s.coverage, s.low, s.high, s.method, s.labels
+    gap.support, gap.scored = s.support, s.scored
+    gap.required = max(1, math.ceil(round(target.fraction(report.population) * s.scored, 9)))
+    gap.shortfall = max(1, math.ceil(round(gap.required - s.coverage * s.scored, 9)))
+    return gap
 
 
 def _add_themes(gaps: list[Gap], explained_by, spec: GoalSpec, namer, distance, min_theme, max_themes) -> None:
@@ -303,97 +313,23 @@ def _add_themes(gaps: list[Gap], explained_by, spec: GoalSpec, namer, distance, 
         return
     for theme, named in zip(slots, name_themes(namer, spec, requests)):
         if named is not None:
-            theme.title, theme.description = named.title.strip(), named.description.strip()
+            theme.title, theme.description = _clip(named.title, TITLE_CHARS), named.description.strip()
             theme.named_by, theme.named_subgoal = namer.identity, named.subgoal
 
 
 def _clip(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters: cut at a word boundary and marked with an ellipsis, never
+    mid-word (a first word longer than ``limit`` is kept whole)."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if text[limit - 1] != " ":  # the cut falls inside a word: drop that word
+        head = head.rsplit(" ", 1)[0] if " " in head else text.split(" ", 1)[0]
+    return text if head == text else (head.rstrip(" ,;:-–—") or head) + "…"
 
 
 # ---- gaps.json ----------------------------------------------------------------------------------------------------
-def gaps_document(gaps: list[Gap], spec: GoalSpec, report: CoverageReport, provenance: dict[str, Any],
-                  settings: dict[str, Any]) -> dict[str, Any]:
-    """The ``gaps.json`` document (see the module docstring for its schema).
-
-    Args:
-        gaps (``list[Gap]``): from :func:`find_gaps`.
-        spec (:class:`GoalSpec`), report (:class:`CoverageReport`): what they were found with.
-        provenance (``dict[str, Any]``): the run's provenance (its ``model`` is the judge).
-        settings (``dict[str, Any]``): the settings to record besides the threshold (low score, target, ...).
-
-    Returns:
-        ``dict[str, Any]``: JSON-serializable.
-    """
-    return {
-        "schema": GAPS_SCHEMA,
-        "schema_version": GAPS_SCHEMA_VERSION,
-        "goal": spec.goal,
-        "spec_hash": spec.content_hash(),
-        "judge": provenance.get("model"),
-        "namer": next((t.named_by for g in gaps for t in g.themes if t.named_by != UNNAMED), None),
-        "embedding_model": EMBEDDING_NAME,
-        "settings": {"threshold": report.threshold, **settings},
-        "gaps": [g.to_dict() for g in gaps],
-    }
-
-
-def save_gaps(path: str | Path, document: dict[str, Any]) -> Path:
-    """Write ``gaps.json`` atomically; an existing file is replaced only if it is a goalcover gaps file.
-
-    Args:
-        path (``str`` or ``Path``): where to write (its folder is created).
-        document (``dict[str, Any]``): from :func:`gaps_document`.
-
-    Returns:
-        ``Path``: the path written; an :class:`~goalcover_hf.errors.OutputExistsError` when another file is there.
-    """
-    path = Path(path)
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            old = None
-        if not isinstance(old, dict) or old.get("schema") != GAPS_SCHEMA:
-            raise OutputExistsError(f"{path} exists and is not a goalcover gaps file; choose another -o")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def load_gaps(path: str | Path, spec: GoalSpec, report: CoverageReport, target: Target | None = None
-              ) -> tuple[list[Gap] | None, str]:
-    """Read back ``gaps.json`` if it was made with this spec, threshold and target.
-
-    Args:
-        path (``str`` or ``Path``): the file.
-        spec (:class:`GoalSpec`), report (:class:`CoverageReport`): what the gaps must have been found with.
-        target (:class:`Target`, *optional*): the target they must have used (default: the report's).
-
-    Returns:
-        ``tuple``: ``(gaps, "")``, or ``(None, why)`` when the file is missing, unreadable or stale.
-    """
-    path = Path(path)
-    if not path.exists():
-        return None, f"{path} does not exist"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        return None, f"{path} is not valid JSON ({err})"
-    if not isinstance(doc, dict) or doc.get("schema") != GAPS_SCHEMA:
-        return None, f"{path} is not a goalcover gaps file"
-    if doc.get("schema_version") != GAPS_SCHEMA_VERSION:
-        return None, f"{path} has schema version {doc.get('schema_version')}, this goalcover reads {GAPS_SCHEMA_VERSION}"
-    target = target or Target(min_fraction=report.min_coverage)
-    settings = doc.get("settings", {})
-    if doc.get("spec_hash") != spec.content_hash():
-        return None, f"{path} was made with another spec"
-    if settings.get("threshold") != report.threshold or settings.get("target") != asdict(target):
-        return None, f"{path} was made with another threshold or target ({settings.get('threshold')}, {settings.get('target')})"
-    return [Gap.from_dict(g) for g in doc["gaps"]], ""
-
-
-# ---- terminal -----------------------------------------------------------------------------------------------------
 def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
     """The ranked gaps as plain text for the terminal.
 
@@ -405,13 +341,11 @@ def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
         ``str``
     """
     if not gaps:
-        return "No gaps: every subgoal reaches its target support."
+        return "No gaps: no subgoal falls short of the target with 95% confidence."
     lines = [f"{len(gaps)} gap(s), ranked by shortfall" + (f" (target: {target.describe()})" if target else "")]
     for g in gaps:
-        lines.append(
-            f"\n{g.rank}. GAP {g.subgoal} ({g.name}): {g.support}/{g.scored} samples support it ({g.coverage:.0%}); "
-            f"needs {g.required}, short by {g.shortfall}"
-        )
+        lines.append(f"\n{g.rank}. GAP {g.subgoal} ({g.name}): {gap_figures(g)}; needs {g.required}, short by "
+                     f"{g.shortfall}")
         if g.low_pairs:
             lines.append(f"   {g.low_pairs} low-scoring pairs, {g.unexplained} without an explanation")
         for t in g.themes:
@@ -429,6 +363,15 @@ def gaps_text(gaps: list[Gap], target: Target | None = None) -> str:
                 why = _clip(ev["explanation"] or "(no explanation)", 140)
                 lines.append(f"   row {ev['id']}: score {ev['score']}: {why}")
     return "\n".join(lines)
+
+
+def gap_figures(g: Gap) -> str:
+    """A gap's coverage in words, with its interval and what it rests on."""
+    if g.method == "calibrated":
+        return (f"calibrated coverage {g.coverage:.0%}, 95% interval {interval_text(g.low, g.high)}, from {g.labels} "
+                f"labels (the judge: {g.support}/{g.scored})")
+    return (f"{g.support}/{g.scored} samples support it ({g.coverage:.0%}, 95% interval "
+            f"{interval_text(g.low, g.high)}, the judge's opinion)")
 
 
 def _ids(ids: Sequence[Any], limit: int = 12) -> str:

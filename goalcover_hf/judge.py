@@ -112,6 +112,11 @@ class Judge:
             self._engine = self._engine()
         return self._engine
 
+    @property
+    def loaded_engine(self) -> Engine | None:
+        """The engine if it has been loaded (None: every judgement so far came from the pair cache)."""
+        return self._engine if isinstance(self._engine, Engine) else None
+
     def chat(self, sample: str, subgoal: Subgoal, ask: str, prompt: str | None = None, **values) -> list[dict]:
         """The chat asking ``ask`` about one pair under ``prompt`` (default: this judge's)."""
         return score_chat(load_prompt(prompt or self.prompt), sample, subgoal, ask, **values)

@@ -63,10 +63,12 @@ class RawJudge(Protocol):
     mode: str
 
     def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal],
-                    prompt: str | None = None) -> list[list[Judgement]]: ...
+                    prompt: str | None = None) -> list[list[Judgement]]:
+        """One prompt's judgements ``[sample][subgoal]``."""
 
     def distributions(self, samples: Sequence[str], subgoals: Sequence[Subgoal], ask: str, choices: Sequence[str],
-                      follow: Sequence[dict] = (), prompt: str | None = None) -> list[list[Distribution]]: ...
+                      follow: Sequence[dict] = (), prompt: str | None = None) -> list[list[Distribution]]:
+        """Each pair's probabilities of ``choices`` after ``ask``, or the error text."""
 
 
 def parse_method(method: str, calibrations: Sequence[str] = CALIBRATIONS) -> tuple[str, str]:

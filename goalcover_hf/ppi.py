@@ -304,6 +304,7 @@ class CoverageEstimate:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The estimate as plain JSON values."""
         return asdict(self)
 
 

@@ -100,14 +100,15 @@ class Run:
     @property
     def settings(self) -> dict[str, Any]:
         """The settings of the scorer that produced this run (:meth:`Scorer.settings`)."""
-        if "scorer" in self.provenance:
-            return dict(self.provenance["scorer"])
-        return _settings_of_an_older_run(self.provenance)
+        if "scorer" not in self.provenance:
+            raise ResultsError(f"{self.path / 'run.json'} does not record the scorer that produced the run; score "
+                               "the data again with `goalcover score`")
+        return dict(self.provenance["scorer"])
 
     @property
     def threshold(self) -> int:
         """The support threshold the run was scored with."""
-        return int(self.settings.get("threshold", DEFAULT_THRESHOLD))
+        return int(self.provenance.get("scorer", self.provenance).get("threshold", DEFAULT_THRESHOLD))
 
     def scorer(self, **overrides: Any) -> "Scorer":
         """The scorer that produced this run, with ``overrides`` (any :class:`Scorer` argument) applied.
@@ -122,28 +123,11 @@ class Run:
         from .scorer import Scorer
 
         settings = self.settings
-        if settings["model"] is None and "model" not in overrides:
-            raise ResultsError(f"{self.path / 'run.json'} does not say which model scored the run: pass model= "
-                               "(CLI: --model)")
         if overrides.get("engine", settings["engine"]) != settings["engine"]:
             settings["engine_options"] = {}
         if "engine_options" in overrides:
             overrides["engine_options"] = {**settings["engine_options"], **overrides["engine_options"]}
         return Scorer(self.spec, **{**settings, **overrides})
-
-
-def _settings_of_an_older_run(provenance: dict[str, Any]) -> dict[str, Any]:
-    """Scorer settings of a ``run.json`` written before they were recorded whole: what it did record."""
-    from .judge import DEFAULT_MODE
-    from .judging import DEFAULT_METHOD
-
-    args = provenance.get("scorer_args", {})
-    options = {k: args[k] for k in ("base_url", "max_context_tokens") if args.get(k) is not None}
-    model = args.get("model") or provenance.get("model_ref") or ("embedded" if provenance.get("embedded") else None)
-    return {"model": model,
-            "engine": provenance.get("engine", "transformers"), "engine_options": options,
-            "mode": provenance.get("mode", DEFAULT_MODE), "method": provenance.get("method", DEFAULT_METHOD),
-            "template": args.get("template"), "threshold": provenance.get("threshold", DEFAULT_THRESHOLD)}
 
 
 def save_run(out: str | Path, dataset, spec: GoalSpec, provenance: dict[str, Any], overwrite: bool = False) -> Path:

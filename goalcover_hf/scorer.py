@@ -207,6 +207,8 @@ class Scorer:
         judgement has yet)."""
         c = self.config
         extra = {}
+        if self.raw.loaded_engine is not None:  # how it ran (device, dtype, threads): no part of the fingerprint
+            extra["engine_settings"] = self.raw.loaded_engine.describe()
         if c.method.endswith("+cal"):
             offsets = self.calibration()
             extra["calibration"] = {"references": list(CONTENT_FREE),

@@ -185,6 +185,11 @@ def _tidy(text: str) -> str:
     return re.sub(r"\(\s*\)", "", text).strip(" ")
 
 
+def _remove(pattern: re.Pattern, text: str) -> str:
+    # the text itself, untouched, when nothing matches: _tidy would still reflow its spacing
+    return _tidy(pattern.sub("", text)) if pattern.search(text) else text
+
+
 def sentences(text: str) -> list[str]:
     """Split prose into sentences (and lines).
 
@@ -210,7 +215,7 @@ def remove_numbers(text: str) -> str:
     Returns:
         ``str``: the text without them (``text`` itself when it has none).
     """
-    return _tidy(_NUMBER.sub("", text)) if _NUMBER.search(text) else text
+    return _remove(_NUMBER, text)
 
 
 def alter_numbers(text: str) -> str:
@@ -234,7 +239,7 @@ def remove_dosage(text: str) -> str:
     Returns:
         ``str``: the text without them (``text`` itself when it has none).
     """
-    return _tidy(_DOSE.sub("", text)) if _DOSE.search(text) else text
+    return _remove(_DOSE, text)
 
 
 def drop_citations(text: str) -> str:
@@ -246,7 +251,7 @@ def drop_citations(text: str) -> str:
     Returns:
         ``str``: the text without them (``text`` itself when it has none).
     """
-    return _tidy(_CITATION.sub("", text)) if _CITATION.search(text) else text
+    return _remove(_CITATION, text)
 
 
 def drop_last_sentence(text: str) -> str:

@@ -97,8 +97,10 @@ class CharCounter:
         self.context = context
 
     def spans(self, text: str) -> list[tuple[int, int]]:
+        """Spans of :data:`CHARS_PER_TOKEN` characters."""
         step = CHARS_PER_TOKEN
         return [(i, min(i + step, len(text))) for i in range(0, len(text), step)]
 
     def count_chat(self, chat: Sequence[dict]) -> int:
+        """Estimated tokens of ``chat``: its characters plus :data:`CHAT_OVERHEAD` per message."""
         return sum(math.ceil(len(m["content"]) / CHARS_PER_TOKEN) + CHAT_OVERHEAD for m in chat) + CHAT_OVERHEAD

@@ -49,7 +49,8 @@ def main() -> int:
             if case.kind == "warning":
                 from goalcover_hf.results import load_run
 
-                text += f"; the row's `gc_truncated_tokens`: {load_run(env.out).dataset['gc_truncated_tokens'][0]}"
+                cut = load_run(env.out).dataset["gc_truncated_tokens"][0]
+                text += f"; the row's `gc_truncated_tokens`: {cut}" if cut else ""
             print(f"| {case.input} ({KINDS[case.kind]}) | {text.replace('|', chr(92) + '|')} |")
     return 0
 

@@ -222,6 +222,16 @@ CASES = [
          "row 1: messages[1].role 'bot' is unknown", "row"),
     Case("chat row with no assistant turn", bad_row({"messages": [{"role": "user", "content": "q"}]}, GOOD_CHAT),
          "row 1: messages has no assistant turn", "row"),
+    Case("chat turn whose content parts hold no text (an image only)",
+         bad_row({"messages": [{"role": "user", "content": [{"type": "image", "image": "leaflet.png"}]},
+                               {"role": "assistant", "content": "Take 200 mg."}]}, GOOD_CHAT),
+         "row 1: messages[0].content has no text part (parts: image)", "row"),
+    Case("chat content given as parts, one an image",
+         rows({"messages": [{"role": "user", "content": [{"type": "text", "text": GOOD_ROW["question"]},
+                                                        {"type": "image", "image": "leaflet.png"}]},
+                            {"role": "assistant", "content": [{"type": "text", "text": GOOD_ROW["answer"]}]}]}),
+         "1 of 1 rows hold chat parts that are not text (1 image); the judge cannot see them and reads "
+         "'[image part skipped]' in their place", "warning"),
     Case("every row unreadable (no pair scored)",
          data("".join(json.dumps({"question": "q", "answer": a}) + "\n" for a in (None, None, ""))),
          "every (row, subgoal) pair failed (6 of 6), so no run was written; the most common error (4 of 6): "
@@ -271,7 +281,10 @@ CASES = [
     Case("output folder that exists", existing_output, "out exists; choose another output or pass --overwrite to replace it"),
     Case("run folder that is not one (report)", not_a_run,
          "not a goalcover run folder (missing dataset)"),
-    # card
+    # card and Hub
+    Case("annotations config named like the data's own (push)",
+         lambda env: ["push", env.run(), "--repo-id", "me/meds", "--config-name", "default"],
+         "--config-name 'default': choose a name of its own"),
     Case("README with a broken YAML header", readme("---\nlicense: [mit\n---\nbody\n"),
          "README.md: the YAML header is not valid YAML"),
     Case("README whose card end marker was deleted", readme("# t\n<!-- goalcover:start -->\nhalf deleted\n"),

@@ -3,7 +3,9 @@ every request (body and headers), so tests can see exactly what goalcover's open
 
 It answers at once (no model behind it), and can be told to hold requests until several are in at the same time
 (:meth:`ScriptedServer.hold_until`) or to never answer one (``plan.append("hang")``): concurrency and timeouts are
-then shown by events, not by how fast the machine is.
+then shown by events, not by how fast the machine is. A test scripts other servers' behaviour (a thinking model, a
+server that caps top_logprobs, a hosted API) by setting ``respond``; :func:`logprobs_reply` and :func:`chat_reply`
+build the usual replies.
 """
 
 from __future__ import annotations
@@ -18,14 +20,35 @@ TOP = [{"token": "3", "logprob": -0.2}, {"token": "4", "logprob": -1.8}, {"token
 PATIENCE = 60.0  # seconds a held request waits before giving up on the others: only a failing test waits that long
 
 
+def logprobs_reply(top=TOP, first: str | None = None, **message) -> dict:
+    """A one-token chat completion whose first token is ``first`` (default: the most likely of ``top``), with the
+    ``top`` logprobs; ``message`` adds fields to the message (e.g. ``reasoning_content``)."""
+    first = first if first is not None else max(top, key=lambda t: t["logprob"])["token"]
+    logprob = next((t["logprob"] for t in top if t["token"] == first), -0.1)
+    content = [{"token": first, "logprob": logprob, "top_logprobs": list(top)}]
+    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": first, **message},
+                         "logprobs": {"content": content}, "finish_reason": "length"}]}
+
+
+def chat_reply(content: str, finish_reason: str = "stop", **message) -> dict:
+    """A chat completion answering ``content`` (``message`` adds fields, e.g. ``reasoning_content``)."""
+    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content, **message},
+                         "finish_reason": finish_reason}]}
+
+
 class ScriptedServer:
     """``max_model_len``: reported in ``GET /v1/models`` as vLLM does (None: not reported).
 
     Each POST takes the next action from ``plan``, else answers: ``"hang"`` never answers (until :meth:`close`), so a
     client's timeout fires for certain. ``max_in_flight`` is the most POSTs the server held at once.
+
+    ``respond(body, headers)``, when set, answers each POST: ``(status, payload)``, or None for the default answer.
+    ``models``: the ids ``GET /v1/models`` lists (default: :data:`MODEL`); ``key``: when set, every request must carry
+    ``Authorization: Bearer KEY`` (else 401), as a hosted API wants.
     """
 
-    def __init__(self, max_model_len: int | None = None):
+    def __init__(self, max_model_len: int | None = None, models: list[str] | None = None, key: str | None = None):
+        self.respond = None
         self.requests: list[dict] = []  # {"path", "headers", "body"}
         self.plan: deque[str] = deque()
         self.in_flight = self.max_in_flight = 0
@@ -40,16 +63,26 @@ class ScriptedServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
+            def _refused(self) -> bool:
+                if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
+                    self._reply({"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}, 401)
+                    return True
+                return False
+
             def do_GET(self):
                 self._record(None)
-                entry = {"id": MODEL, "object": "model"}
+                if self._refused():
+                    return
+                entries = [{"id": name, "object": "model"} for name in models or [MODEL]]
                 if max_model_len is not None:
-                    entry["max_model_len"] = max_model_len
-                self._reply({"object": "list", "data": [entry]})
+                    entries[0]["max_model_len"] = max_model_len
+                self._reply({"object": "list", "data": entries})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 self._record(body)
+                if self._refused():
+                    return
                 with server.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
@@ -69,12 +102,14 @@ class ScriptedServer:
                         server.in_flight -= 1
 
             def _answer(self, body):
+                scripted = server.respond(body, dict(self.headers)) if server.respond else None
+                if scripted is not None:
+                    self._reply(scripted[1], scripted[0])
+                    return
                 if not body.get("logprobs"):
                     self._reply({"error": "this scripted server only answers logprobs requests"}, 400)
                     return
-                content = [{"token": "3", "logprob": -0.2, "top_logprobs": TOP}]
-                self._reply({"choices": [{"index": 0, "message": {"role": "assistant", "content": "3"},
-                                          "logprobs": {"content": content}, "finish_reason": "length"}]})
+                self._reply(logprobs_reply())
 
             def _record(self, body):
                 server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})

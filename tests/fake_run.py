@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from goalcover_hf.results import save_run
+import fake_engine  # noqa: F401 - registers the 'fake' engine the runs name
 from goalcover_hf.columns import TRUNCATED_COLUMN, output_features, score_columns
 from goalcover_hf.spec import GoalSpec
 
@@ -64,7 +65,9 @@ def dataset():
 
 
 def run_folder(path: Path, embedded: bool = False) -> Path:
-    provenance = {"goal": SPEC.goal, "spec_hash": SPEC.content_hash(), "model": "test-judge", "engine": "transformers",
+    scorer = {"model": "test-judge", "engine": "fake", "engine_options": {}, "mode": "generate", "explain": "all",
+              "threshold": 4, "template": None, "max_new_tokens": 96, "batch_size": 8, "method": "expected"}
+    provenance = {"goal": SPEC.goal, "spec_hash": SPEC.content_hash(), "model": "test-judge", "engine": "fake",
                   "prompt_version": "score_v1@test", "mode": "generate", "explain": "all", "threshold": 4,
-                  "embedded": embedded, "model_ref": "test-judge"}
+                  "embedded": embedded, "scorer": scorer}
     return save_run(path, dataset(), SPEC, provenance)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_trust as bt  # noqa: E402
 import trust_truth as tt  # noqa: E402
-from scripted_engine import DigitEngine  # noqa: E402
+from fake_engine import FakeEngine  # noqa: E402
 
 from goalcover_hf.agreement import auc  # noqa: E402
 from goalcover_hf.errors import GoalcoverError  # noqa: E402
@@ -36,7 +36,8 @@ def run(capsys, *argv, scorer=None):
 
 
 def test_controlled_judge_lines_and_calibration_beats_the_raw_figure(capsys, tmp_path):
-    lines = run(capsys, "--judge", "controlled", "--seeds", "8", "--n-labels", "0,10,20", "--cache-dir", str(tmp_path))
+    cache = tmp_path / "scores"  # its own folder: the suite's pair cache lives in tmp_path too
+    lines = run(capsys, "--judge", "controlled", "--seeds", "8", "--n-labels", "0,10,20", "--cache-dir", str(cache))
     assert [line["labels_per_subgoal"] for line in lines] == [0, 10, 20]
     ids = [s.id for s in tt.load_spec().subgoals]
     _, _, truth = tt.load_truth()
@@ -64,7 +65,7 @@ def test_controlled_judge_lines_and_calibration_beats_the_raw_figure(capsys, tmp
         assert set(line["uniform"]) == {"error_estimate", "coverage_rate", "mean_width", "width_ratio"}
         assert line["uniform"]["error_estimate"] < line["error_raw"] / 2
     assert labelled[1]["labels_only_width"] < labelled[0]["labels_only_width"]  # more labels, narrower
-    assert not any(tmp_path.iterdir())  # the controlled judge has nothing to cache
+    assert not cache.exists() or not any(cache.iterdir())  # the controlled judge has nothing to cache
 
 
 def test_controlled_judge_is_seeded_monotone_and_biased():
@@ -102,16 +103,12 @@ def digit_scorer(spec, fail_after=None, fail_on=None):
         if fail_after is not None and len(engine.scored) > fail_after:
             raise KeyboardInterrupt
         sample, subgoal = chat[-1]["content"].split("SAMPLE>>>")
+        if fail_on is not None and fail_on in sample:
+            return None  # this pair cannot be scored, as a server's failed request
         sub = next(s for s in spec.subgoals if s.description in subgoal)
         return [0.05, 0.05, 0.1, 0.2, 0.6] if words[sub.id] in sample else [0.6, 0.2, 0.1, 0.05, 0.05]
 
-    class Engine(DigitEngine):
-        def choice_probs(self, chats, choices):  # a chat it cannot score gets None, as a server's failed request
-            answers = super().choice_probs(chats, choices)
-            return [None if fail_on is not None and fail_on in chat[-1]["content"] else a
-                    for chat, a in zip(chats, answers)]
-
-    engine = Engine(probs)
+    engine = FakeEngine(probs, name="digits", identity="digit-engine@test")
     return Scorer(spec, engine=engine, explain="none", cache=False), engine
 
 

@@ -44,8 +44,11 @@ READMES = {
 
 
 def strip_ours(text: str) -> str:
-    """The README with goalcover's section content and YAML key block removed: what the user owns."""
+    """The README with goalcover's section content, YAML key block and header list items removed: what the user
+    owns."""
     text = re.sub(re.escape(START) + r".*?" + re.escape(END), START + END, text, flags=re.S)
+    text = re.sub(r"^(tags|annotations_creators):\r?\n- (goalcover|machine-generated)\r?\n", "", text, flags=re.M)
+    text = re.sub(r"^- (goalcover|machine-generated)\r?\n", "", text, flags=re.M)  # added to the user's own list
     return re.sub(r"^goalcover:\n(?:[ \t].*\n|\n(?=[ \t]))*", "", text, flags=re.M)
 
 
@@ -103,10 +106,13 @@ def test_unrelated_keys_are_kept_for_the_hub(tmp_path):
     (report, gaps), _ = reports()
     write_card(readme, report, PROVENANCE, gaps)
     data = DatasetCard.load(readme).data.to_dict()
-    assert data["license"] == "cc-by-4.0" and data["tags"] == ["medical"]
+    assert data["license"] == "cc-by-4.0" and data["tags"] == ["medical", "goalcover"]
+    assert data["annotations_creators"] == ["machine-generated"]
     assert data["configs"] == [{"config_name": "default", "data_files": "data/*.parquet"}]
-    assert data["goalcover"]["subgoals"]["explains_use"] == {"coverage": 0.75, "support": 15, "scored": 20,
-                                                            "mean": 4.25}
+    assert data["goalcover"]["subgoals"]["explains_use"] == {
+        "coverage": 0.75, "low": 0.75, "high": 0.75, "decision": "covered", "method": "judge", "labels": 0,
+        "judge_coverage": 0.75, "support": 15, "scored": 20, "mean": 4.25}
+    assert data["goalcover"]["subgoals"]["advises_clinician"]["high"] > 0  # 19 of 20 rows seen
 
 
 def test_section_content(tmp_path):
@@ -176,3 +182,57 @@ def test_read_card_from_the_hub(tmp_path, monkeypatch):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+# ---- how far to trust it -----------------------------------------------------------------------------------------
+LABELS = {**{(r, "explains_use"): int(r < 8) for r in range(20)},
+          **{(r, "warns_side_effects"): int(r in (0, 1, 5, 6)) for r in range(12)}}
+VALIDATION = {"domain": "meds", "target": 0.31, "target_ci": (0.2, 0.4), "nontarget": 0.02, "nontarget_ci": (0.0, 0.05),
+              "d": 1.4, "d_ci": (0.9, 2.0), "n_target": 1, "n_nontarget": 3, "targets": {"states_dose": 0.4}}
+
+
+def test_section_without_labels_says_the_figures_are_the_judges_opinion():
+    (report, gaps), _ = reports()
+    text = render_section(report, PROVENANCE, gaps)
+    trust = text[text.index("### How far to trust this"):text.index("### Provenance")]
+    assert "These coverage figures are the judge's uncalibrated opinion" in trust
+    assert "`goalcover label RUN`" in trust and "`goalcover check RUN`" in trust
+    assert "Corruption experiment" not in trust and "| Labels (+/−) |" not in trust
+    assert "| 75% | 75% – 75% | covered | judge's opinion | 15/20 |" in text
+    assert "| ⚠️ gap #3 | judge's opinion | 3/20 |" in text  # warns_side_effects: 15%, every row seen
+
+
+def test_section_with_labels_and_a_validation():
+    ds = dataset()
+    report = compute_coverage(ds, SPEC, labels=LABELS)
+    report.validation = VALIDATION
+    text = render_section(report, PROVENANCE, find_gaps(ds, SPEC, report, cluster=False))
+    trust = text[text.index("### How far to trust this"):text.index("### Provenance")]
+    assert "uncalibrated opinion: no person" not in trust and "A person labelled 32 (sample, subgoal) pairs" in trust
+    assert "| `explains_use` | 20 (8/12) | 0." in trust and "| **overall** | 32 (12/20) |" in trust
+    assert "| `explains_use` | 75% | 40% | 40% – 40% | covered |" in trust
+    assert "Still the judge's uncalibrated opinion (fewer than 10 labels): `states_dose`, `advises_clinician`" in trust
+    assert "fell by 31% [20%, 40%] on average, against 2% [0%, 5%]" in trust and "`states_dose` 40%" in trust
+    assert "calibrated (12 labels)" in text and "Uncertain (the interval straddles the target): `warns_side_effects`" \
+        in text
+
+
+def test_yaml_key_carries_intervals_decisions_methods_and_labels(tmp_path):
+    ds = dataset()
+    report = compute_coverage(ds, SPEC, labels=LABELS, sample={"rows": 20, "of": 200, "seed": 4})
+    report.validation = VALIDATION
+    gaps = find_gaps(ds, SPEC, report, cluster=False)
+    write_card(tmp_path / "README.md", report, PROVENANCE, gaps)
+    summary = read_card(tmp_path)
+    assert summary == card_summary(report, PROVENANCE, gaps)  # what the Hub reads back is what was written
+    warns = summary["subgoals"]["warns_side_effects"]
+    assert warns["method"] == "calibrated" and warns["labels"] == 12 and warns["decision"] in ("uncertain", "gap")
+    assert warns["low"] < warns["coverage"] < warns["high"]
+    dose = summary["subgoals"]["states_dose"]
+    assert dose["method"] == "judge" and dose["labels"] == 0 and 0 == dose["low"] < dose["high"]  # 20 of 200 rows
+    assert summary["sample"] == {"rows": 20, "of": 200, "seed": 4} and summary["confidence"] == 0.95
+    assert summary["labels"] == 32 and summary["agreement"]["explains_use"]["labels"] == 20
+    assert summary["validation"]["target_ci"] == [0.2, 0.4]
+    text = (tmp_path / "README.md").read_text()
+    assert "20 of 200 samples (a seeded random sample) were scored" in text
+    assert "estimated from 20 of 200 rows" in text

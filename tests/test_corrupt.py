@@ -120,14 +120,24 @@ def test_operator_errors_name_the_problem():
         get_operator("remove_numbers:sumary").bind(feats)
 
 
-def test_llm_rewrite_is_schema_constrained_to_the_row(tiny_model, spec):
+ROWS = [{"question": "How much ibuprofen?", "answer": "200 mg every 6 hours.", "id": "a"},
+        {"question": "Can I take it with food?", "answer": "Yes, with food.", "id": "b"},
+        {"question": "What is asthma?", "answer": "A lung disease.", "id": "c"}]
+REWRITES = {"200 mg every 6 hours.": {"answer": "Take it as your doctor says."},  # the capability removed
+            "Yes, with food.": '{"answer": "cut',  # invalid output: the row is reported, not invented
+            "A lung disease.": {"answer": "A lung disease."}}  # unchanged: nothing was corrupted
+
+
+def test_llm_rewrite_is_schema_constrained_to_the_row(make_fake_engine, spec):
     from goalcover_hf.rowschema import TextField
 
-    rows = [{"question": "How much ibuprofen?", "answer": "200 mg every 6 hours.", "id": "a"}]
-    out = corrupt_rows(rows, get_operator("llm_rewrite:answer"), goal=spec.goal, subgoal=spec.subgoals[0],
-                       text_fields=[TextField("question", "text"), TextField("answer", "text")], model=tiny_model,
-                       max_new_tokens=40)
-    assert len(out) == 1
-    if out[0] is not None:  # a random tiny model may run out of tokens: then the row is reported, not invented
-        assert out[0]["question"] == "How much ibuprofen?" and out[0]["id"] == "a"
-        assert isinstance(out[0]["answer"], str) and out[0]["answer"] != rows[0]["answer"]
+    engine = make_fake_engine(generate=lambda chat, schema: next(
+        out for answer, out in REWRITES.items() if answer in chat[-1]["content"]))
+    out = corrupt_rows(ROWS, get_operator("llm_rewrite:answer"), goal=spec.goal, subgoal=spec.subgoals[0],
+                       text_fields=[TextField("question", "text"), TextField("answer", "text")], model=engine)
+    assert out == [{"question": "How much ibuprofen?", "answer": "Take it as your doctor says.", "id": "a"}, None, None]
+    assert ROWS[0]["answer"] == "200 mg every 6 hours."  # the input rows are left as they were
+    [call] = engine.calls
+    assert list(call.schema.model_fields) == ["answer"]  # the model writes only the operator's field
+    user = call.chats[0][-1]["content"]
+    assert spec.goal in user and spec.subgoals[0].name in user and ROWS[0]["answer"] in user

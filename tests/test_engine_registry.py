@@ -95,7 +95,8 @@ def test_options_are_checked_normalized_and_cached(toy):
 def test_unknown_options_and_engines_are_refused_by_the_scorer(toy, spec):
     with pytest.raises(GoalcoverError, match="engine 'toy' does not take bais.*bias"):
         Scorer(spec, "toy-model", engine="toy", engine_options={"bais": 1.0})
-    with pytest.raises(GoalcoverError, match="unknown engine 'vibes'; available: transformers, llamacpp, openai, toy"):
+    # the built-ins first, then plugins in registration order (the suite's own fake engine among them)
+    with pytest.raises(GoalcoverError, match=r"unknown engine 'vibes'; available: transformers, llamacpp, openai, .*toy"):
         Scorer(spec, "toy-model", engine="vibes")
     with pytest.raises(GoalcoverError, match="unknown engine 'vibes'"):
         engine_class("vibes")
@@ -114,10 +115,33 @@ def test_all_options_lists_each_option_once_with_the_engines_taking_it(toy):
     options = all_options()
     option, takers = options["bias"]
     assert (option.type, option.default, takers, option.flag) == (float, 0.0, ["toy"], "--bias")
-    assert options["max_context_tokens"][1] == engine_names() == ["transformers", "llamacpp", "openai", "toy"]
+    assert options["max_context_tokens"][1] == engine_names()
+    assert engine_names()[:3] == ["transformers", "llamacpp", "openai"] and engine_names()[-1] == "toy"
     assert options["threads"][1] == ["transformers", "llamacpp"]
     assert options["structured"][0].choices[0] == "auto" and options["base_url"][1] == ["openai"]
     assert all(o.help for o, _ in options.values())
+    # The accelerator options: each engine's own, with the defaults its constructor has.
+    assert [(n, options[n][0].default, options[n][1]) for n in ("device", "dtype", "n_gpu_layers", "thinking")] == [
+        ("device", "auto", ["transformers"]), ("dtype", "auto", ["transformers"]),
+        ("n_gpu_layers", 0, ["llamacpp"]), ("thinking", False, ["openai"])]
+    assert options["dtype"][0].choices == ("auto", "float32", "bfloat16", "float16")
+
+
+def test_the_base_engine_passes_renormalize_through_and_describes_nothing(toy):
+    engine = get_engine("toy-model", "toy")
+    assert engine.describe() == {}
+    groups = [[[{"role": "user", "content": "a"}]] * 2, [[{"role": "user", "content": "b"}]]]
+    assert engine.choice_probs_shared(groups, ["1", "2", "3"]) == [[[0, 0, 1.0]] * 2, [[0, 0, 1.0]]]
+    with pytest.raises(GoalcoverError, match="engine 'toy' gives no probabilities under the full next-token"):
+        engine.choice_probs_shared(groups, ["1", "2", "3"], renormalize=False)
+
+    class HalfSure(toy):  # a backend that can say how sure it is of the choices: half its mass on them
+        def choice_probs(self, chats, choices, renormalize=True):
+            probs = super().choice_probs(chats, choices)
+            return probs if renormalize else [[p / 2 for p in row] for row in probs]
+
+    half = HalfSure("toy-model")
+    assert half.choice_probs_shared(groups, ["1", "2", "3"], renormalize=False) == [[[0, 0, 0.5]] * 2, [[0, 0, 0.5]]]
 
 
 def test_registration_keeps_one_flag_per_option_and_one_class_per_name(toy):

@@ -2,11 +2,13 @@
 
 import pytest
 import torch
+from fake_engine import FakeEngine, chat_text
 from pydantic import BaseModel, Field
 
+from goalcover_hf import Scorer
 from goalcover_hf.engines import get_engine
-from goalcover_hf.judge import SCORE_CHOICES
-from goalcover_hf.scorer import Scorer
+from goalcover_hf.engines.transformers import TransformersEngine
+from goalcover_hf.prompts import load_prompt
 
 SAMPLES = [
     "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours, with food.",
@@ -15,18 +17,29 @@ SAMPLES = [
 ]
 
 
+SCORE_CHOICES = ("1", "2", "3", "4", "5")
+
+
+def digit_chat(sample, sub):
+    """The chat the default method asks for one pair's score digit."""
+    return load_prompt("score_v1").chat("sample", "subgoal", "ask_digit", sample=sample, name=sub.name,
+                                        description=sub.description, low=sub.low, mid=sub.mid, high=sub.high)
+
+
 @pytest.fixture
 def engine(tiny_model):
     return get_engine(tiny_model, "transformers")
 
 
 @pytest.fixture
-def groups(tiny_model, spec):
-    scorer = Scorer(spec, tiny_model, mode="logprobs", cache=False)
+def fresh_engine(tiny_model):
+    return TransformersEngine(tiny_model)  # its own, not the process's shared one: no prefix states kept yet
+
+
+@pytest.fixture
+def groups(spec):
     # Uneven groups: samples of different lengths, one with a single subgoal.
-    return [[scorer.chat(s, sub, "ask_digit") for sub in spec.subgoals] for s in SAMPLES[:2]] + [
-        [scorer.chat(SAMPLES[2], spec.subgoals[1], "ask_digit")]
-    ]
+    return [[digit_chat(s, sub) for sub in spec.subgoals] for s in SAMPLES[:2]] + [[digit_chat(SAMPLES[2], spec.subgoals[1])]]
 
 
 def _full_forward_logits(engine, chat, choices):
@@ -40,9 +53,9 @@ def _flat(nested):
     return [v for g in nested for row in g for v in row]
 
 
-def test_shared_prefix_logits_equal_full_forward(engine, groups):
+def test_shared_prefix_logits_equal_full_forward(fresh_engine, groups):
+    engine = fresh_engine
     engine.tokens_read = 0
-    engine._kept.clear()
     shared = engine.choice_logits_shared(groups, SCORE_CHOICES)
     for group, got in zip(groups, shared):
         for chat, values in zip(group, got):
@@ -85,49 +98,28 @@ def test_shared_generation_matches_outlines(engine, groups):
     assert [s for g in shared for s in g] == plain
 
 
-def test_logprobs_scorer_uses_shared_path_and_matches_naive(tiny_model, spec, monkeypatch):
-    scorer = Scorer(spec, tiny_model, mode="logprobs", explain="none", cache=False)
-    engine = scorer.engine
-    calls = []
-    real = engine.choice_probs_shared
-    monkeypatch.setattr(engine, "choice_probs_shared", lambda g, c: calls.append(len(g)) or real(g, c))
+def test_logprobs_scorer_uses_shared_path_and_matches_naive(engine, spec):
+    spy = FakeEngine(wraps=engine)  # the real engine answers; the spy records what the scorer asked
+    scorer = Scorer(spec, engine=spy, mode="logprobs", explain="none", cache=False)
     judged = scorer.judge_texts(SAMPLES)
-    assert calls == [len(SAMPLES)]  # one shared call for the batch
+    [call] = spy.calls
+    assert call.method == "choice_probs_shared" and len(call.groups) == len(SAMPLES)  # one shared call for the batch
     for sample, row in zip(SAMPLES, judged):
-        naive = engine.choice_probs([scorer.chat(sample, sub, "ask_digit") for sub in spec.subgoals], SCORE_CHOICES)
+        naive = engine.choice_probs([digit_chat(sample, sub) for sub in spec.subgoals], SCORE_CHOICES)
         for j, p in zip(row, naive):
             assert j.expected == pytest.approx(sum((k + 1) * pk for k, pk in enumerate(p)), abs=1e-4)
             assert j.score == max(range(5), key=lambda k: p[k]) + 1
 
 
-class ControlledEngine:
-    """A fake engine whose digit probabilities the test sets: proves the explain policy and batching."""
-
-    name, identity = "fake", "fake@1"
-
-    def __init__(self, score_for):
-        self.score_for = score_for
-        self.explained = []
-
-    def choice_probs_shared(self, groups, choices):
-        out = []
-        for g in groups:
-            out.append([[1.0 if k + 1 == self.score_for(c) else 0.0 for k in range(5)] for c in g])
-        return out
-
-    def generate_json_shared(self, groups, schema, max_new_tokens):
-        self.explained.append(sum(map(len, groups)))
-        return [['{"explanation": "missing"}' for _ in g] for g in groups]
-
-
 @pytest.mark.parametrize("explain, expected_explained", [("low", 2), ("all", 4), ("none", 0)])
-def test_explain_policy_is_batched(tiny_model, spec, monkeypatch, explain, expected_explained):
-    scorer = Scorer(spec, tiny_model, mode="logprobs", explain=explain, cache=False)
-    fake = ControlledEngine(lambda chat: 2 if "ibuprofen" in chat[1]["content"] else 5)
-    monkeypatch.setattr(Scorer, "engine", property(lambda self: fake))
+def test_explain_policy_is_batched(spec, explain, expected_explained):
+    fake = FakeEngine(probs=lambda chat, choices: 2 if "ibuprofen" in chat_text(chat) else 5,
+                      generate={"explanation": "missing"})
+    scorer = Scorer(spec, engine=fake, mode="logprobs", explain=explain, cache=False)
     judged = scorer.judge_texts(SAMPLES[:2])
     assert [[j.score for j in row] for row in judged] == [[2, 2], [5, 5]]
-    assert sum(fake.explained) == expected_explained
-    assert len(fake.explained) == (1 if expected_explained else 0)  # all explanations in one batched call
+    explained = [len(call.chats) for call in fake.calls if call.schema is not None]
+    assert sum(explained) == expected_explained
+    assert len(explained) == (1 if expected_explained else 0)  # all explanations in one batched call
     low_explained = [j.explanation for j in judged[0]]
     assert low_explained == (["missing", "missing"] if explain != "none" else [None, None])

@@ -82,12 +82,12 @@ def test_bad_rules_name_the_problem(ds, spec):
         filter_rows(ds, spec, cap=0)
 
 
-def test_filter_cli_dry_run_writes_nothing_then_writes_a_run(ds, spec, tmp_path, capsys, tiny_model):
+def test_filter_cli_dry_run_writes_nothing_then_writes_a_run(ds, spec, tmp_path, capsys, fake_engine):
     from goalcover_hf.cli import main
     from goalcover_hf.results import load_run, save_run
-    from goalcover_hf.scorer import Scorer
+    from goalcover_hf import Scorer
 
-    run = save_run(tmp_path / "run", ds, spec, Scorer(spec, tiny_model).provenance())
+    run = save_run(tmp_path / "run", ds, spec, Scorer(spec, engine=fake_engine).provenance())
     out = tmp_path / "filtered"
     assert main(["filter", str(run), "--require", "all", "--threshold", "3", "--dry-run", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -96,7 +96,7 @@ def test_filter_cli_dry_run_writes_nothing_then_writes_a_run(ds, spec, tmp_path,
     kept = load_run(out)
     assert kept.dataset["id"] == ["r0", "r4"]
     prov = json.loads((out / "run.json").read_text())
-    assert prov["filter"]["rule"]["min_scores"] == {"states_dose": 5} and prov["model"].startswith("tiny_model")
+    assert prov["filter"]["rule"]["min_scores"] == {"states_dose": 5} and prov["model"] == "fake-judge@1"
     assert main(["card", str(out)]) == 0
     card = (out / "README.md").read_text()
     assert "**Filtered:** rows kept when supports any of [states_dose]" in card and "6 rows before, 2 kept" in card

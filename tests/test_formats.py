@@ -18,6 +18,61 @@ def test_messages():
     assert render(row) == "SYSTEM: Be brief.\n\nUSER: Hi?\n\nASSISTANT: Hello."
 
 
+PARTS_ROW = {"messages": [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "text", "text": "What is in this leaflet?"},
+                                 {"type": "image", "image": "leaflet.png"}, {"type": "text", "text": "Dose?"}]},
+    {"role": "assistant", "content": [{"type": "text", "text": "200 mg every 6 hours."}]},
+]}
+
+
+def test_messages_whose_content_is_a_list_of_parts():
+    assert render(PARTS_ROW) == ("SYSTEM: Be brief.\n\nUSER: What is in this leaflet?\n[image part skipped]\nDose?"
+                                 "\n\nASSISTANT: 200 mg every 6 hours.")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ([{"type": "image", "image": "x.png"}], "messages[1].content has no text part (parts: image)"),
+        ([{"type": "image"}, {"type": "audio"}], "messages[1].content has no text part (parts: audio, image)"),
+        ([], "messages[1].content has no text part (parts: none)"),
+        (["just a string"], "messages[1].content[0] is not a {type, ...} part (got str)"),
+        ([{"text": "no type"}], "messages[1].content[0] is not a {type, ...} part (got dict)"),
+        ([{"type": "text", "text": None}], "messages[1].content[0] is a text part whose 'text' is None"),
+        ({"type": "text", "text": "x"}, "messages[1].content is dict, expected text or a list of parts"),
+    ],
+)
+def test_parts_that_cannot_be_read_name_the_turn(content, message):
+    row = {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": content}]}
+    with pytest.raises(RowFormatError) as err:
+        render(row)
+    assert message in str(err.value)
+
+
+def test_skipped_parts_are_counted_once_for_the_dataset(tmp_path):
+    from goalcover_hf.data import load_data
+
+    rows = [PARTS_ROW,
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "Q"}, {"type": "audio", "audio": "a"},
+                                                       {"type": "image_url", "image_url": {"url": "u"}},
+                                                       {"type": "image", "image": "b.png"}]},
+                          {"role": "assistant", "content": "A"}]},  # parts beside plain text: a Json column
+            {"messages": [{"role": "user", "content": [{"type": "image"}]}, {"role": "assistant", "content": "A"}]},
+            {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ds = load_data(str(path))
+    renderer = RowRenderer(columns=ds.column_names)
+    assert renderer.skipped_parts(ds, batch_size=2) == (
+        "2 of 4 rows hold chat parts that are not text (2 image, 1 audio, 1 image_url); the judge cannot see them "
+        "and reads '[image part skipped]' in their place")  # row 2 has no text at all: its own error, not counted
+    assert "[audio part skipped]\n[image_url part skipped]" in renderer.render(ds[1])
+    assert RowRenderer(columns=["question", "answer"]).skipped_parts(ds) is None
+    plain = ds.select([3])
+    assert renderer.skipped_parts(plain) is None
+
+
 def test_prompt_completion():
     assert render({"prompt": "2+2?", "completion": "4"}) == "PROMPT: 2+2?\n\nCOMPLETION: 4"
 

@@ -4,12 +4,13 @@ ranking against a target, gaps.json, and the `goalcover gaps` command."""
 import json
 
 import pytest
+from fake_engine import FakeEngine
 from fake_run import NO_DOSE, ODD, OFF_TOPIC, SPEC, dataset, run_folder
 
 from goalcover_hf.coverage import compute_coverage
 from goalcover_hf.embeddings import cluster_texts
-from goalcover_hf.engines.base import Engine
-from goalcover_hf.gaps import GAPS_SCHEMA_VERSION, UNNAMED, Target, find_gaps, gaps_document, load_gaps, save_gaps
+from goalcover_hf.gaps import UNNAMED, Target, find_gaps
+from goalcover_hf.gaps_file import GAPS_SCHEMA_VERSION, gaps_document, load_gaps, save_gaps
 
 
 @pytest.fixture(scope="session")
@@ -19,34 +20,18 @@ def embedder():
     return load_embedder()  # real MiniLM, loaded once for the whole session
 
 
-class FakeNamer(Engine):
-    """Names a theme from a keyword in its quotes; answers garbage for themes it is told to fail on."""
+def namer(fail_on: str | None = None) -> FakeEngine:
+    """Names a theme from a keyword in its quotes; answers truncated JSON for themes that mention ``fail_on``."""
 
-    name = "fake"
-    identity = "fake-namer"
+    def name(chat, schema):
+        text = chat[-1]["content"].split("Explanations of why samples scored low on it:")[1]
+        if fail_on and fail_on in text:
+            return '{"title": "x'  # truncated JSON: must not become a name
+        if "dose" in text.lower() or "dosage" in text.lower():
+            return {"title": "Dose statements", "description": "Answers that state a dose.", "subgoal": "states_dose"}
+        return {"title": "On-topic samples", "description": "Samples about medicine.", "subgoal": "explains_use"}
 
-    def __init__(self, fail_on: str | None = None):
-        self.fail_on = fail_on
-        self.schemas, self.chats = [], []
-
-    def generate_json(self, chats, schema, max_new_tokens):
-        self.schemas.append(schema)
-        out = []
-        for chat in chats:
-            self.chats.append(chat)
-            text = chat[-1]["content"].split("Explanations of why samples scored low on it:")[1]
-            if self.fail_on and self.fail_on in text:
-                out.append('{"title": "x')  # truncated JSON: must not become a name
-            elif "dose" in text.lower() or "dosage" in text.lower():
-                out.append(json.dumps({"title": "Dose statements", "description": "Answers that state a dose.",
-                                       "subgoal": "states_dose"}))
-            else:
-                out.append(json.dumps({"title": "On-topic samples", "description": "Samples about medicine.",
-                                       "subgoal": "explains_use"}))
-        return out
-
-    def choice_probs(self, chats, choices):
-        raise AssertionError("naming never asks for choice probabilities")
+    return FakeEngine(generate=name, identity="fake-namer")
 
 
 def test_clusters_follow_known_groups(embedder):
@@ -137,9 +122,11 @@ def test_target_required():
 def test_naming_with_a_controlled_engine(embedder):
     ds = dataset()
     report = compute_coverage(ds, SPEC)
-    namer = FakeNamer(fail_on="off-topic")
-    gaps = find_gaps(ds, SPEC, report, namer=namer)
-    schema = namer.schemas[0]
+    engine = namer(fail_on="off-topic")
+    gaps = find_gaps(ds, SPEC, report, namer=engine)
+    chats = [chat for _, chat in engine.generated]
+    assert engine.scored == []  # naming never asks for choice probabilities
+    schema = engine.calls[0].schema
     assert schema.model_json_schema()["properties"]["subgoal"]["enum"] == [s.id for s in SPEC.subgoals]
     dose = next(g for g in gaps if g.subgoal == "states_dose")
     named, failed = dose.themes
@@ -149,8 +136,8 @@ def test_naming_with_a_controlled_engine(embedder):
     assert failed.named_by == UNNAMED and failed.named_subgoal is None
     assert failed.title.rstrip("…") in " ".join(OFF_TOPIC)
     assert failed.row_ids == [f"r{k:02d}" for k in range(6, 10)]
-    prompt = namer.chats[0][-1]["content"]
-    assert SPEC.goal in prompt and "states_dose" in prompt and NO_DOSE[0] in " ".join(c[-1]["content"] for c in namer.chats)
+    prompt = chats[0][-1]["content"]
+    assert SPEC.goal in prompt and "states_dose" in prompt and NO_DOSE[0] in " ".join(c[-1]["content"] for c in chats)
 
 
 def test_gaps_json_round_trip_and_staleness(tmp_path, embedder):
@@ -177,16 +164,14 @@ def test_gaps_json_round_trip_and_staleness(tmp_path, embedder):
     assert notes.read_text() == '{"mine": true}'
 
 
-def test_cli_gaps_writes_json_and_report(tmp_path, capsys, monkeypatch, embedder):
-    from goalcover_hf import cli, engines
+def test_cli_gaps_writes_json_and_report(tmp_path, capsys, install_engine, embedder):
+    from goalcover_hf import cli
 
     run = run_folder(tmp_path / "run")
-    namer = FakeNamer()
-    asked = []
-    monkeypatch.setattr(engines, "get_engine", lambda model, *a, **k: asked.append(model) or namer)
+    asked = install_engine(namer())
     assert cli.main(["gaps", str(run)]) == 0
     out = capsys.readouterr().out
-    assert asked == ["test-judge"]  # the run's judge names the themes by default
+    assert [model for model, _ in asked] == ["test-judge"]  # the run's judge names the themes by default
     assert "1. GAP states_dose" in out and "Dose statements" in out and "r00" in out
     doc = json.loads((run / "gaps.json").read_text())
     assert [g["subgoal"] for g in doc["gaps"]] == ["states_dose", "advises_clinician", "warns_side_effects"]

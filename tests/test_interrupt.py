@@ -1,7 +1,7 @@
-"""Interrupted runs lose no finished judgement. Each test starts the real `goalcover score` in a subprocess and
-interrupts it once the pair cache holds some, but not all, of its judgements."""
+"""Interrupted runs lose no finished judgement. Each test starts the real `goalcover score` in a subprocess
+(tests/interrupted_run.py) that, once BATCHES batches of judgements are in the pair cache, writes a file and waits;
+the test waits for that file (as long as a loaded machine needs), then interrupts the run. Nothing races a clock."""
 
-import json
 import os
 import random
 import re
@@ -14,27 +14,28 @@ from pathlib import Path
 
 import pytest
 
-ROWS = 80
+ROWS = 12
 SUBGOALS = 2
+BATCH = 2  # samples per batch
+BATCHES = 2  # batches stored when the run is interrupted
+STORED = BATCHES * BATCH * SUBGOALS
+CHILD = Path(__file__).with_name("interrupted_run.py")
+READY_TIMEOUT_S = 600  # generous: the child holds still once ready, so waiting longer costs nothing but a failure
 WORDS = ["take", "200", "mg", "every", "six", "hours", "with", "food", "warning", "dizziness", "dose", "tablet"]
 
 
 @pytest.fixture
-def job(tmp_path, spec, tiny_model):
+def job(tmp_path, spec, tiny_model, write_rows):
     rng = random.Random(0)
-    data = tmp_path / "rows.jsonl"
-    with open(data, "w", encoding="utf-8") as fh:
-        for k in range(ROWS):  # long enough answers that scoring takes seconds, not milliseconds
-            answer = " ".join(rng.choice(WORDS) for _ in range(300))
-            fh.write(json.dumps({"id": f"r{k}", "question": f"Question {k}?", "answer": answer}) + "\n")
+    data = write_rows([{"id": f"r{k}", "question": f"Question {k}?", "answer": " ".join(rng.choices(WORDS, k=40))}
+                       for k in range(ROWS)])
     spec_file = spec.save(tmp_path / "goal.yaml")
     assert len(spec.subgoals) == SUBGOALS
 
     def command(cache: Path, out: Path) -> list[str]:
-        cli = Path(sys.executable).with_name("goalcover")
-        head = [str(cli)] if cli.exists() else [sys.executable, "-m", "goalcover_hf.cli"]
-        return head + ["score", "--data", str(data), "--spec", str(spec_file), "--model", tiny_model, "--mode",
-                       "logprobs", "--explain", "none", "--batch-size", "2", "--cache", str(cache), "-o", str(out)]
+        """The arguments of `goalcover score`."""
+        return ["score", "--data", str(data), "--spec", str(spec_file), "--model", tiny_model, "--mode", "logprobs",
+                "--explain", "none", "--batch-size", str(BATCH), "--cache", str(cache), "-o", str(out)]
 
     def env(name: str) -> dict:
         return dict(os.environ, HF_HUB_OFFLINE="1", GOALCOVER_THREADS="1", GOALCOVER_CACHE=str(tmp_path / "gc"),
@@ -55,18 +56,26 @@ def stored(cache: Path) -> dict[str, float]:
         return {}
 
 
-def interrupt_midway(cmd, env, cache: Path, sig) -> subprocess.CompletedProcess:
+def goalcover(args: list[str]) -> list[str]:
+    cli = Path(sys.executable).with_name("goalcover")
+    return ([str(cli)] if cli.exists() else [sys.executable, "-m", "goalcover_hf.cli"]) + args
+
+
+def interrupt_midway(args, env, ready: Path, sig) -> subprocess.CompletedProcess:
+    """Run `goalcover score ARGS` until BATCHES batches are stored, then send ``sig``."""
+    cmd = [sys.executable, str(CHILD), str(ready), str(BATCHES)] + args
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(stored(cache)) >= 4:
-            break
-        time.sleep(0.05)
-    if proc.poll() is not None:
-        out, err = proc.communicate()
-        pytest.fail(f"the run ended (code {proc.returncode}) before it could be interrupted:\n{err[-2000:]}")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended (code {proc.returncode}) before it was ready to be interrupted:\n{err[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run was not ready to be interrupted after {READY_TIMEOUT_S} s")
+        time.sleep(0.2)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=READY_TIMEOUT_S)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -75,21 +84,21 @@ def test_sigkill_then_the_same_command_gives_the_uninterrupted_result(job):
 
     tmp, command, env = job
     cache, out = tmp / "pairs.sqlite", tmp / "run"
-    cmd = command(cache, out)
-    killed = interrupt_midway(cmd, env("resumed"), cache, signal.SIGKILL)
+    killed = interrupt_midway(command(cache, out), env("resumed"), tmp / "ready", signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     before = stored(cache)
-    assert 0 < len(before) < ROWS * SUBGOALS  # killed midway: some judgements finished, not all
+    assert len(before) == STORED  # killed midway: the finished batches, no more
     assert not out.exists()  # nothing a later run could take for a finished run folder
 
-    resumed = subprocess.run(cmd, env=env("resumed"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(goalcover(command(cache, out)), env=env("resumed"), capture_output=True, text=True,
+                             timeout=READY_TIMEOUT_S)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     after = stored(cache)
     assert len(after) == ROWS * SUBGOALS
     assert {k: after[k] for k in before} == before  # read back, not recomputed (a recompute rewrites the entry)
 
-    baseline = subprocess.run(command(tmp / "baseline.sqlite", tmp / "baseline"), env=env("baseline"),
-                              capture_output=True, text=True, timeout=600)
+    baseline = subprocess.run(goalcover(command(tmp / "baseline.sqlite", tmp / "baseline")), env=env("baseline"),
+                              capture_output=True, text=True, timeout=READY_TIMEOUT_S)
     assert baseline.returncode == 0, baseline.stderr[-2000:]
     got, want = load_from_disk(str(out / "dataset")), load_from_disk(str(tmp / "baseline" / "dataset"))
     assert got.column_names == want.column_names
@@ -105,7 +114,7 @@ def test_sigkill_then_the_same_command_gives_the_uninterrupted_result(job):
 def test_ctrl_c_exits_130_with_one_line_and_keeps_finished_pairs(job):
     tmp, command, env = job
     cache, out = tmp / "pairs.sqlite", tmp / "run"
-    stopped = interrupt_midway(command(cache, out), env("interrupted"), cache, signal.SIGINT)
+    stopped = interrupt_midway(command(cache, out), env("interrupted"), tmp / "ready", signal.SIGINT)
     assert stopped.returncode == 130, stopped.stderr[-2000:]
     last = stopped.stderr.rstrip("\n").splitlines()[-1]
     match = re.fullmatch(r"goalcover: interrupted; (\d+) finished judgements are kept in the pair cache — resume "
@@ -113,5 +122,5 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_finished_pairs(job):
     assert match, last
     assert "Traceback" not in stopped.stderr
     kept = stored(cache)
-    assert int(match.group(1)) == len(kept) and 0 < len(kept) < ROWS * SUBGOALS
+    assert int(match.group(1)) == len(kept) == STORED
     assert not out.exists() and not out.with_name("run.partial").exists()

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from goalcover_hf import judging
+from goalcover_hf import Scorer, judging
 from goalcover_hf.columns import Judgement
-from goalcover_hf.scorer import Scorer
 from goalcover_hf.spec import Subgoal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -146,18 +145,11 @@ def test_unknown_method_is_refused():
         judging.judge(FakeJudge({}), ["a"], [DOSE], "vote")
 
 
-def test_methods_run_on_a_real_scorer(tiny_model, spec, monkeypatch):
+def test_methods_run_on_a_real_scorer(spec, make_fake_engine):
     """The methods wrap goalcover_hf.Scorer as is: here its engine's digit probabilities are controlled."""
-    scorer = Scorer(spec, tiny_model, mode="logprobs", cache=False).raw  # no cache: other tests judged this text
-    engine = scorer.scorer.engine
-
-    def probs(chats, choices):
-        # mass on "5" when the prompt asks for the negated capability, on "2" otherwise
-        return [[0, 0, 0, 0, 1] if "does NOT do this" in c[-1]["content"] else [0, 1, 0, 0, 0] for c in chats]
-
-    monkeypatch.setattr(engine, "choice_probs", probs)
-    # the scorer asks for whole samples at once (shared prefix): answer those through the same rule
-    monkeypatch.setattr(engine, "choice_probs_shared", lambda groups, choices: [probs(g, choices) for g in groups])
+    # mass on "5" when the prompt asks for the negated capability, on "2" otherwise
+    engine = make_fake_engine(probs={"does NOT do this": 5}, default=2)
+    scorer = Scorer(spec, engine=engine, mode="logprobs", explain="none", cache=False)
     [[j, _]] = judging.judge(scorer, ["QUESTION: q\n\nANSWER: a"], spec.subgoals, "contrastive")
     assert j.expected == 3 + (2 - 5) / 2
     offsets = judging.calibrate(scorer, spec.subgoals)

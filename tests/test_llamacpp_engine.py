@@ -39,6 +39,49 @@ def test_choice_probs_agree_with_the_transformers_engine(engine):
         assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
 
 
+def test_raw_probabilities_are_shares_of_the_whole_vocabulary(engine):
+    import llama_cpp
+    import numpy as np
+
+    # From an empty context each time: llama.cpp's numbers depend on which tokens are evaluated together.
+    engine.llm.reset()
+    raw = engine.choice_probs(CHATS, SCORE_CHOICES, renormalize=False)
+    engine.llm.reset()
+    norm = engine.choice_probs(CHATS, SCORE_CHOICES)
+    for r, p in zip(raw, norm):
+        assert 0 < sum(r) < 1 + 1e-9 and [x / sum(r) for x in r] == pytest.approx(p, abs=1e-9)
+    # The last evaluation (CHATS[1]) is still in the context: its softmax over the whole vocabulary, by numpy.
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(engine.llm.ctx, -1),
+                                   shape=(engine.llm.n_vocab(),)).astype(np.float64)
+    full = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert raw[1] == pytest.approx(full[engine.choice_token_ids(SCORE_CHOICES)].tolist(), rel=1e-9)
+    engine.llm.reset()
+    [shared] = engine.choice_probs_shared([CHATS], SCORE_CHOICES, renormalize=False)
+    for got, want in zip(shared, raw):
+        assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_n_gpu_layers_reaches_llama_cpp(monkeypatch):
+    import llama_cpp
+
+    seen = {}
+    real = llama_cpp.Llama.__init__
+
+    def recording(self, *args, **kwargs):
+        seen.update(kwargs)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(llama_cpp.Llama, "__init__", recording)
+    engine = get_engine("embedded", "llamacpp", {"threads": 1, "n_ctx": 512, "n_gpu_layers": -1})
+    assert seen["n_gpu_layers"] == -1
+    described = engine.describe()
+    assert described["n_gpu_layers"] == -1 and described["gpu_offload"] == bool(llama_cpp.llama_supports_gpu_offload())
+    assert get_engine("embedded", "llamacpp", {"threads": 1}).describe()["n_gpu_layers"] == 0
+    with pytest.raises(ValueError, match="n_gpu_layers must be -1"):
+        get_engine("embedded", "llamacpp", {"n_gpu_layers": -2})
+    get_engine.cache_clear()
+
+
 def test_generate_json_is_constrained(engine):
     [raw] = engine.generate_json(CHATS[:1], JudgementJSON, 96)
     assert JudgementJSON.model_validate_json(raw).score in (1, 2, 3, 4, 5)

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 from datasets import Dataset
-from fake_openai import ScriptedServer
+from fake_openai import TOP, ScriptedServer, chat_reply, logprobs_reply
 
 from goalcover_hf import Scorer
 from goalcover_hf.engines import EngineMisconfigured, get_engine
@@ -70,7 +70,8 @@ def test_a_server_that_ignores_the_schema_fails_loudly(proxy, spec):
     # Told which parameter to use, it checks every reply: free text that stopped normally is refused, not scored.
     with pytest.raises(EngineMisconfigured, match="ignored the JSON schema sent as 'json_object'.*free text"):
         engine(proxy.base_url, structured="json_object").generate_json([HELLO], JudgementJSON, 32)
-    scorer = Scorer(spec, engine="openai", base_url=proxy.base_url, engine_options={"structured": "json_object"})
+    scorer = Scorer(spec, engine="openai", base_url=proxy.base_url, engine_options={"structured": "json_object"},
+                    mode="generate")
     with pytest.raises(EngineMisconfigured):  # through the scorer too: the map stops, it does not fill errors
         scorer.judge_texts(["QUESTION: Say hello.\n\nANSWER: hello"])
 
@@ -210,3 +211,144 @@ def test_cli_scores_through_a_server(llama_server, spec, tmp_path, capsys):
     assert main(["score", "--data", str(data), "--spec", str(spec_file), "--engine", "openai", "-o",
                  str(tmp_path / "x")]) == 2
     assert "needs base_url" in capsys.readouterr().err
+
+
+# ---- thinking models, capped top_logprobs, hosted APIs (scripted servers) -------------------------------------------
+def test_requests_ask_a_thinking_model_not_to_think_unless_told(scripted):
+    engine(scripted.base_url).choice_probs([CHAT], SCORE_CHOICES)
+    assert scripted.requests[-1]["body"]["chat_template_kwargs"] == {"enable_thinking": False}
+    engine(scripted.base_url, thinking=True).choice_probs([CHAT], SCORE_CHOICES)
+    assert "chat_template_kwargs" not in scripted.requests[-1]["body"]
+
+
+def test_a_server_refusing_chat_template_kwargs_is_asked_without_them(scripted):
+    def refuse(body, headers):
+        if "chat_template_kwargs" in body:  # OpenAI's own words for a field it does not know
+            return 400, {"error": {"message": "Unrecognized request argument supplied: chat_template_kwargs"}}
+        return None
+
+    scripted.respond = refuse
+    eng = engine(scripted.base_url, max_in_flight=1)
+    first, second = eng.choice_probs([CHAT, CHAT], SCORE_CHOICES)
+    assert first == second == pytest.approx([0, 0, 1 / (1 + 2.718281828 ** -1.6), 1 / (1 + 2.718281828 ** 1.6), 0])
+    sent = [r["body"] for r in scripted.requests if r["body"]]
+    assert ["chat_template_kwargs" in b for b in sent] == [True, False, False]  # learnt once, for every request
+    assert eng.describe()["chat_template_kwargs"] is None
+
+
+THINK_TOP = [{"token": "<think>", "logprob": -0.05}, {"token": "3", "logprob": -4.0}, {"token": "Okay", "logprob": -5.0}]
+
+
+@pytest.mark.parametrize("reply, sign", [
+    (logprobs_reply(THINK_TOP), "its first token is '<think>'"),
+    (logprobs_reply(TOP, reasoning_content="The user wants a digit..."), "reasoning_content"),
+    (logprobs_reply([{"token": "Okay", "logprob": -0.3}, {"token": "<think>", "logprob": -1.5}]),
+     "no choice among its top tokens, but '<think>' is"),
+])
+def test_a_reply_that_starts_by_reasoning_stops_logprobs_scoring(scripted, spec, reply, sign):
+    scripted.respond = lambda body, headers: (200, reply)
+    with pytest.raises(EngineMisconfigured, match="starts its reply by reasoning") as err:
+        engine(scripted.base_url).choice_probs([CHAT], SCORE_CHOICES)
+    assert sign in str(err.value) and "ignored chat_template_kwargs" in str(err.value)
+    assert "mode='generate'" in str(err.value)
+    with pytest.raises(EngineMisconfigured, match="drop thinking=True"):
+        engine(scripted.base_url, thinking=True).choice_probs([CHAT], SCORE_CHOICES)
+    scorer = Scorer(spec, engine="openai", base_url=scripted.base_url, mode="logprobs", explain="none", cache=False)
+    with pytest.raises(EngineMisconfigured):  # the map stops: every pair would fail the same way
+        scorer.judge_texts(["QUESTION: q\n\nANSWER: a"])
+
+
+def test_a_reply_with_choices_on_top_is_scored_even_beside_a_think_token(scripted):
+    top = [{"token": "4", "logprob": -0.1}, {"token": "<think>", "logprob": -3.0}]  # answers; thinking was an option
+    scripted.respond = lambda body, headers: (200, logprobs_reply(top))
+    assert engine(scripted.base_url).choice_probs([CHAT], SCORE_CHOICES) == [[0.0, 0.0, 0.0, 1.0, 0.0]]
+
+
+def test_generate_mode_reads_the_answer_not_the_reasoning(scripted):
+    answer = {"explanation": "States 200 mg.", "score": 4}
+
+    def reason_then_answer(body, headers):
+        schema = body["response_format"]["json_schema"]["schema"]
+        value = {"probe": "gc-probe-7f3a"} if "probe" in schema["properties"] else answer
+        decoy = '{"explanation": "not this", "score": 1}'  # JSON inside the reasoning must never be read
+        return 200, chat_reply(f"<think>\nThe sample says 200 mg, {decoy} no...\n</think>\n\n{json.dumps(value)}",
+                               reasoning_content=f"hidden reasoning {decoy}")
+
+    scripted.respond = reason_then_answer
+    eng = engine(scripted.base_url)
+    [raw] = eng.generate_json([CHAT], JudgementJSON, 64)
+    assert eng.structured == "json_schema"  # the probe's answer was found after the reasoning too
+    assert json.loads(raw) == answer
+
+    scripted.respond = lambda body, headers: (200, chat_reply(json.dumps(answer), reasoning_content='{"score": 1}'))
+    assert json.loads(eng.generate_json([CHAT], JudgementJSON, 64)[0]) == answer
+
+
+@pytest.mark.parametrize("field, message", [
+    ("top_n_tokens", "Input validation error: `top_n_tokens` must be >= 0 and <= 5. Given: 20"),  # TGI
+    ("top_logprobs", "top_logprobs must be at most 5"),
+])
+def test_top_logprobs_falls_back_when_the_server_caps_it(scripted, field, message):
+    scripted.respond = lambda body, headers: (422, {"error": message}) if body["top_logprobs"] > 5 else None
+    eng = engine(scripted.base_url, max_in_flight=1)
+    assert eng.choice_probs([CHAT, CHAT], SCORE_CHOICES)[1][2] == pytest.approx(1 / (1 + 2.718281828 ** -1.6))
+    assert [r["body"]["top_logprobs"] for r in scripted.requests if r["body"]] == [20, 5, 5]
+    assert eng.describe()["top_logprobs"] == 5
+
+    scripted.respond = lambda body, headers: (422, {"error": message})  # not even 5: no logprobs mode here
+    with pytest.raises(EngineMisconfigured, match="refuses top_logprobs=5.*mode='generate'"):
+        engine(scripted.base_url).choice_probs([CHAT], SCORE_CHOICES)
+
+
+def test_raw_choice_probabilities_are_the_top_logprob_mass(scripted):
+    import math
+
+    def fail_second(body, headers):
+        return (400, {"error": "bad request"}) if "second" in body["messages"][-1]["content"] else None
+
+    scripted.respond = fail_second
+    eng = engine(scripted.base_url)
+    other = [{"role": "user", "content": "second"}]
+    raw, failed = eng.choice_probs([CHAT, other], SCORE_CHOICES, renormalize=False)
+    assert raw == pytest.approx([0, 0, math.exp(-0.2), math.exp(-1.8), 0]) and failed is None
+    [[shared]] = eng.choice_probs_shared([[CHAT]], SCORE_CHOICES, renormalize=False)
+    assert shared == pytest.approx(raw)
+    [norm] = eng.choice_probs([CHAT], SCORE_CHOICES)
+    assert norm == pytest.approx([x / sum(raw) for x in raw])
+
+
+def test_a_hosted_api_works_with_a_key_and_refused_fields(spec, monkeypatch):
+    """As OpenAI answers: a key on every request, many models, unknown fields and strict-schema string lengths
+    refused with a 400, the JSON schema honoured."""
+    monkeypatch.setenv("MY_PROVIDER_KEY", "sk-hosted")
+    server = ScriptedServer(models=["gpt-4o-mini", "gpt-4o", "o3-mini"], key="sk-hosted")
+
+    def hosted(body, headers):
+        if "chat_template_kwargs" in body:
+            return 400, {"error": {"message": "Unrecognized request argument supplied: chat_template_kwargs"}}
+        if body.get("logprobs"):
+            return None
+        schema = body["response_format"]["json_schema"]["schema"]
+        if "maxLength" in json.dumps(schema):
+            return 400, {"error": {"message": "Invalid schema for response_format 'JudgementJSON': In context=('"
+                                              "properties', 'explanation'), 'maxLength' is not permitted."}}
+        if "probe" in schema["properties"]:
+            return 200, chat_reply('{"probe": "gc-probe-c21e"}')
+        return 200, chat_reply(json.dumps({"explanation": "Gives a dose.", "score": 5}))
+
+    server.respond = hosted
+    try:
+        with pytest.raises(ValueError, match="serves 3 models.*choose one with --model"):
+            Scorer(spec, engine="openai", base_url=server.base_url, engine_options={"api_key_env": "MY_PROVIDER_KEY"})
+        for mode, score in (("logprobs", 3), ("generate", 5)):
+            scorer = Scorer(spec, "gpt-4o-mini", engine="openai", base_url=server.base_url, mode=mode,
+                            explain="none", cache=False,
+                            engine_options={"api_key_env": "MY_PROVIDER_KEY", "retries": 0})
+            judged = scorer.judge_texts(["QUESTION: How much?\n\nANSWER: 200 mg."])[0]
+            assert [(j.score, j.error) for j in judged] == [(score, None)] * 2
+            assert scorer.provenance()["model"] == "gpt-4o-mini"
+        assert {r["headers"].get("Authorization") for r in server.requests} == {"Bearer sk-hosted"}
+        assert {r["body"]["model"] for r in server.requests if r["body"]} == {"gpt-4o-mini"}
+    finally:
+        server.close()
+        get_engine.cache_clear()

@@ -3,17 +3,17 @@
 import multiprocessing as mp
 import subprocess
 import sys
+import threading
 
 import pytest
+from fake_engine import sample_of
 
-from goalcover_hf import cli
+from goalcover_hf import Scorer, cli
 from goalcover_hf.cache import PairCache, pair_key
-from goalcover_hf.columns import Judgement
-from goalcover_hf.prompts import subgoal_text
-from goalcover_hf.scorer import Scorer
 
 SETTINGS = {"model": "m@1", "engine": "transformers", "prompt_version": "score_v1@abc", "mode": "logprobs",
             "max_new_tokens": 96}
+WAIT_S = 120  # generous: only a broken test waits this long
 J = {"score": 4, "expected": 3.75, "explanation": "gives a dose", "error": None}
 
 
@@ -80,99 +80,107 @@ def test_unreadable_cache_file_names_the_file(tmp_path):
 
 
 # ---- the scorer with a cache ---------------------------------------------------------------------------------
-class CountingEngine:
-    """Fake engine with controlled scores; counts what it is asked."""
-
-    name, identity = "fake", "fake@1"
-
-    def __init__(self):
-        self.pairs = 0
-
-    def choice_probs_shared(self, groups, choices):
-        self.pairs += sum(map(len, groups))
-        return [[[0.0, 0.0, 1.0, 0.0, 0.0] for _ in g] for g in groups]
-
-    def generate_json_shared(self, groups, schema, max_new_tokens):
-        return [['{"explanation": "no dose"}' for _ in g] for g in groups]
-
-
-def _use(monkeypatch, engine):
-    monkeypatch.setattr(Scorer, "engine", property(lambda self: engine))
-
-
-def test_scorer_full_hit_never_touches_the_engine(tiny_model, spec, tmp_path, monkeypatch):
+def test_scorer_full_hit_never_touches_the_engine(spec, tmp_path, make_fake_engine):
     path = tmp_path / "p.sqlite"
-    fake = CountingEngine()
-    _use(monkeypatch, fake)
-    first = Scorer(spec, tiny_model, mode="logprobs", cache=path).judge_texts(["a sample", "another"])
-    assert fake.pairs == 4
-    assert first[0][0] == Judgement(score=3, expected=3.0, explanation="no dose")
+    fake = make_fake_engine()
+    first = Scorer(spec, engine=fake, explain="low", cache=path).judge_texts(["a sample", "another"])
+    assert len(fake.scored) == 4
+    assert vars(first[0][0]) == {"score": 3, "expected": 3.0, "explanation": "explains 3", "error": None}
 
-    # A fresh scorer (as in a new process): every pair is a hit, and loading a model would fail.
-    import goalcover_hf.engines as engines
-
-    monkeypatch.undo()
-    monkeypatch.setattr(engines, "get_engine", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
-    again = Scorer(spec, tiny_model, mode="logprobs", cache=path).judge_texts(["a sample", "another"])
-    assert again == first
+    # A fresh scorer and engine (as in a new process): every pair is a hit, so the engine is asked nothing.
+    fresh = make_fake_engine(probs=5)
+    again = Scorer(spec, engine=fresh, explain="low", cache=path).judge_texts(["a sample", "another"])
+    assert [list(map(vars, row)) for row in again] == [list(map(vars, row)) for row in first] and fresh.calls == []
 
 
-def test_scorer_recomputes_only_what_changed(tiny_model, spec, tmp_path, monkeypatch):
+def test_scorer_recomputes_only_what_changed(spec, tmp_path, make_fake_engine):
     path = tmp_path / "p.sqlite"
-    fake = CountingEngine()
-    _use(monkeypatch, fake)
-    Scorer(spec, tiny_model, mode="logprobs", cache=path).judge_texts(["s1", "s2"])
-    assert fake.pairs == 4
-    Scorer(spec, tiny_model, mode="logprobs", cache=path).judge_texts(["s1", "s2", "s3"])  # overlapping data
-    assert fake.pairs == 6
+
+    def judge(spec, samples, probs, **options):
+        """Scores, and the samples the engine was asked about; the engine answers ``probs`` everywhere, so a score
+        that differs from it was read back."""
+        engine = make_fake_engine(probs=probs)
+        judged = Scorer(spec, engine=engine, explain="none", **({"cache": path} | options)).judge_texts(samples)
+        return [[j.score for j in row] for row in judged], sorted({sample_of(chat) for chat in engine.scored})
+
+    assert judge(spec, ["s1", "s2"], 3) == ([[3, 3], [3, 3]], ["s1", "s2"])
+    assert judge(spec, ["s1", "s2", "s3"], 5) == ([[3, 3], [3, 3], [5, 5]], ["s3"])  # overlapping data
     edited = spec.model_copy(deep=True)
     edited.subgoals[0].description += " Units must be metric."
-    Scorer(edited, tiny_model, mode="logprobs", cache=path).judge_texts(["s1", "s2", "s3"])  # one subgoal edited
-    assert fake.pairs == 9
-    Scorer(spec, tiny_model, mode="logprobs", explain="all", cache=path).judge_texts(["s1"])  # decoding changed
-    assert fake.pairs == 11
-    Scorer(spec, tiny_model, mode="logprobs", cache=False).judge_texts(["s1"])  # cache off
-    assert fake.pairs == 13
+    # one subgoal edited: its pairs are judged anew, the other subgoal's are read back
+    assert judge(edited, ["s1", "s2", "s3"], 4)[0] == [[4, 3], [4, 3], [4, 5]]
+    assert judge(spec, ["s1"], 1, max_new_tokens=32) == ([[1, 1]], ["s1"])  # decoding changed
+    assert judge(spec, ["s1"], 1, cache=False) == ([[1, 1]], ["s1"])  # cache off
 
 
-def test_scorer_does_not_cache_errors(tiny_model, spec, tmp_path, monkeypatch):
-    class Failing(CountingEngine):
-        def choice_probs_shared(self, groups, choices):
-            self.pairs += sum(map(len, groups))
-            raise RuntimeError("out of memory")
-
+def test_explanations_are_stored_once_and_given_to_the_settings_that_ask(spec, tmp_path, make_fake_engine):
     path = tmp_path / "p.sqlite"
-    failing = Failing()
-    _use(monkeypatch, failing)
-    judged = Scorer(spec, tiny_model, mode="logprobs", cache=path).judge_texts(["s1"])
+    Scorer(spec, engine=make_fake_engine(), explain="none", cache=path).judge_texts(["s1"])
+    # explanations asked later: the scores are read back, only the explanations are generated
+    later = make_fake_engine(probs=5)
+    [row] = Scorer(spec, engine=later, explain="all", cache=path).judge_texts(["s1"])
+    assert [(j.score, j.explanation) for j in row] == [(3, "explains 3")] * 2
+    assert later.scored == [] and len(later.generated) == 2
+    # a setting that asks for none reads the scores back and leaves the stored explanations out of its result
+    none = make_fake_engine()
+    [row] = Scorer(spec, engine=none, explain="none", cache=path).judge_texts(["s1"])
+    assert [(j.score, j.explanation) for j in row] == [(3, None)] * 2 and none.calls == []
+    again = make_fake_engine()
+    [row] = Scorer(spec, engine=again, explain="all", cache=path).judge_texts(["s1"])
+    assert [(j.score, j.explanation) for j in row] == [(3, "explains 3")] * 2 and again.calls == []
+
+
+def test_scorer_does_not_cache_errors(spec, tmp_path, make_fake_engine):
+    path = tmp_path / "p.sqlite"
+    failing = make_fake_engine(fail_on="s1", error=RuntimeError("out of memory"))
+    judged = Scorer(spec, engine=failing, mode="logprobs", cache=path).judge_texts(["s1"])
     assert all(j.error and "out of memory" in j.error and j.score is None for j in judged[0])
-    Scorer(spec, tiny_model, mode="logprobs", cache=path).judge_texts(["s1"])
-    assert failing.pairs == 4  # retried, not read back
+    Scorer(spec, engine=failing, mode="logprobs", cache=path).judge_texts(["s1"])
+    assert len(failing.scored) == 4  # retried, not read back
 
 
-def test_interrupted_run_resumes(tiny_model, spec, tmp_path, monkeypatch):
-    class Interrupted(CountingEngine):
-        def choice_probs_shared(self, groups, choices):
-            if self.pairs >= 4:
-                raise KeyboardInterrupt
-            return super().choice_probs_shared(groups, choices)
-
+def test_interrupted_run_resumes(spec, tmp_path, make_fake_engine):
     path = tmp_path / "p.sqlite"
-    engine = Interrupted()
-    _use(monkeypatch, engine)
-    scorer = Scorer(spec, tiny_model, mode="logprobs", batch_size=2, cache=path)  # 2 samples per batch
+    samples = ["s1", "s2", "s3", "s4"]
+    interrupted = make_fake_engine(fail_on="s3", error=KeyboardInterrupt)
+    scorer = Scorer(spec, engine=interrupted, mode="logprobs", batch_size=2, cache=path)  # 2 samples per batch
     with pytest.raises(KeyboardInterrupt):
-        scorer.judge_texts(["s1", "s2", "s3", "s4"])
-    engine = CountingEngine()
-    _use(monkeypatch, engine)
-    Scorer(spec, tiny_model, mode="logprobs", batch_size=2, cache=path).judge_texts(["s1", "s2", "s3", "s4"])
-    assert engine.pairs == 4  # the first batch was stored before the interruption
+        scorer.judge_texts(samples)
+    resumed = make_fake_engine()
+    Scorer(spec, engine=resumed, mode="logprobs", batch_size=2, cache=path).judge_texts(samples)
+    # the first batch was stored before the interruption: only the second is asked again
+    assert [sample_of(chat) for chat in resumed.scored] == ["s3", "s3", "s4", "s4"]
 
 
-def test_cache_key_uses_subgoal_text_not_id(spec):
-    a, b = spec.subgoals
-    renamed = a.model_copy(update={"id": "other_id"})
-    assert subgoal_text(renamed) == subgoal_text(a) != subgoal_text(b)
+def test_each_batch_is_stored_as_soon_as_it_is_done(spec, tmp_path, make_fake_engine):
+    path = tmp_path / "p.sqlite"
+    gate = threading.Event()
+    engine = make_fake_engine(gate=gate, gate_on_call=2)  # the second batch waits until the test opens the gate
+    scorer = Scorer(spec, engine=engine, mode="logprobs", explain="none", batch_size=1, cache=path)
+    worker = threading.Thread(target=scorer.judge_texts, args=(["s1", "s2"],))
+    worker.start()
+    try:
+        assert engine.entered.wait(WAIT_S)  # the second batch is being asked...
+        assert PairCache(path).info()["entries"] == 2  # ...and the first one's judgements are already stored
+    finally:
+        gate.set()
+        worker.join(WAIT_S)
+    assert PairCache(path).info()["entries"] == 4
+
+
+def test_cache_key_uses_subgoal_text_not_id(spec, tmp_path, make_fake_engine):
+    path = tmp_path / "p.sqlite"
+
+    def scores(spec, engine):
+        return [j.score for j in Scorer(spec, engine=engine, explain="none", cache=path).judge_texts(["s1"])[0]]
+
+    assert scores(spec, make_fake_engine(probs=3)) == [3, 3]
+    renamed = spec.model_copy(deep=True)
+    renamed.subgoals[0].id = "other_id"  # the same words under another id: a hit
+    untouched = make_fake_engine(probs=5)
+    assert scores(renamed, untouched) == [3, 3] and untouched.calls == []
+    renamed.subgoals[1].name = "Warns about risks"  # other words: a miss
+    assert scores(renamed, make_fake_engine(probs=5)) == [3, 5]
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------------
@@ -195,17 +203,20 @@ def test_cli_cache_default_location(tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "pairs.sqlite") in capsys.readouterr().out
 
 
-def test_map_with_two_processes_fills_the_cache(tiny_model, spec, tmp_path, monkeypatch):
+def test_map_with_two_processes_fills_the_cache(spec, tmp_path, fake_engine, make_fake_engine, install_engine):
     import pickle
 
     from datasets import Dataset
 
     path = tmp_path / "p.sqlite"
-    _use(monkeypatch, CountingEngine())  # forked map workers inherit the fake engine
-    scorer = Scorer(spec, tiny_model, mode="logprobs", batch_size=2, cache=path)
+    install_engine(fake_engine)  # a scorer pickles without its engine: each map worker loads one by name
+    scorer = Scorer(spec, engine=fake_engine, mode="logprobs", batch_size=2, cache=path)
     assert pickle.loads(pickle.dumps(scorer)).pair_cache.path == path
     ds = Dataset.from_dict({"question": [f"q{i}" for i in range(8)], "answer": ["a"] * 8})
     out = ds.map(scorer, batched=True, batch_size=2, num_proc=2, features=scorer.features(ds.features))
     assert out["gc_states_dose_score"] == [3] * 8
-    assert len(PairCache(path).get_many(pair_key(scorer.key_settings(), subgoal_text(sub), f"QUESTION: q{i}\n\nANSWER: a")
-                                        for i in range(8) for sub in spec.subgoals)) == 16
+    assert PairCache(path).info()["entries"] == 16
+    # what the workers stored is what a later scorer reads back, asking its engine nothing
+    later = make_fake_engine(probs=5)
+    again = Scorer(spec, engine=later, mode="logprobs", cache=path).judge_texts([f"QUESTION: q{i}\n\nANSWER: a" for i in range(8)])
+    assert [j.score for row in again for j in row] == [3] * 16 and later.calls == []

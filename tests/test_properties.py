@@ -76,7 +76,11 @@ def test_coverage_invariants(scores, threshold, min_coverage):
         assert 0.0 <= s.coverage <= 1.0
         assert s.errors == s.rows - s.scored
         assert sum(s.distribution.values()) == s.scored
-        assert s.gap == (s.coverage < min_coverage)
+        target = report.target.fraction(report.population)
+        assert s.gap == (s.decision == "gap") and (s.decision == "no evidence") == (s.scored == 0)
+        if s.scored:
+            assert s.low <= s.coverage <= s.high
+            assert s.decision == ("gap" if s.high < target else "covered" if s.low >= target else "uncertain")
         if s.mean is not None:
             assert 1 <= s.mean <= 5
     assert 0.0 <= report.mean_coverage <= 1.0

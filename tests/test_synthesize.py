@@ -3,9 +3,10 @@
 import json
 
 import pytest
+from fake_engine import FakeEngine, chat_text, sample_of, valid_instance
 
-from goalcover_hf.columns import Judgement, score_columns
-from goalcover_hf.scorer import Scorer
+from goalcover_hf import Scorer
+from goalcover_hf.columns import TRUNCATED_COLUMN, output_features, score_columns
 from goalcover_hf.synthesize import SYNTH_MODEL, SYNTHETIC, TARGET, near_duplicates, synthesize
 
 REAL = [
@@ -20,7 +21,7 @@ NO_DOSE = {"question": "Should I rest a sprained ankle?", "answer": "Yes: rest, 
 
 
 def annotated(spec):
-    from datasets import Dataset
+    from datasets import Dataset, Features, Value
 
     data = {"id": [f"r{k}" for k in range(len(REAL))], "question": [q for q, _ in REAL],
             "answer": [a for _, a in REAL]}
@@ -30,32 +31,20 @@ def annotated(spec):
         data[cols["expected"]] = [float(score)] * len(REAL)
         data[cols["explanation"]] = [None] * len(REAL)
         data[cols["error"]] = [None] * len(REAL)
-    return Dataset.from_dict(data)
+    data[TRUNCATED_COLUMN] = [0] * len(REAL)
+    return Dataset.from_dict(data, features=Features({c: Value("string") for c in ("id", "question", "answer")}
+                                                     | output_features(spec)))
 
 
-class FakeWriter:
-    """Returns the test's outputs in order: the writer model is not under test here, the keep/drop logic is."""
-
-    identity = "fake-writer@1"
-
-    def __init__(self, outputs):
-        self.outputs = list(outputs)
-        self.chats = []
-
-    def generate_json(self, chats, schema, max_new_tokens):
-        self.chats += chats
-        return [self.outputs.pop(0) for _ in chats]
-
-
-def dose_judge(self, samples, subgoals=None):
-    """Scores 5 on states_dose exactly when the text gives a dose in mg; 3 on the other subgoal."""
-    subs = subgoals or self.spec.subgoals
-    return [[Judgement(score=5 if ("mg" in t and s.id == "states_dose") else 3, expected=None) for s in subs]
-            for t in samples]
+def dose_judge(chat, choices=None):
+    """Scores 5 on states_dose exactly when the sample gives a dose in mg; 3 otherwise."""
+    return 5 if "Capability: States a dose" in chat_text(chat) and "mg" in sample_of(chat) else 3
 
 
 @pytest.fixture
-def writer(monkeypatch):
+def writer():
+    """Writes the test's rows in order (the writer model is not under test here, the keep/drop logic is) and judges
+    with :func:`dose_judge`, in either mode."""
     outputs = [
         json.dumps(WITH_DOSE),
         '{"question": "cut off',  # not a valid row
@@ -63,17 +52,19 @@ def writer(monkeypatch):
         json.dumps(NO_DOSE),  # valid, but the judge says it does not state a dose
         json.dumps(WITH_DOSE),  # a duplicate of the first new row
     ]
-    fake = FakeWriter(outputs)
-    import goalcover_hf.engines
 
-    monkeypatch.setattr(goalcover_hf.engines, "get_engine", lambda *a, **k: fake)
-    monkeypatch.setattr(Scorer, "judge_texts", dose_judge)
-    return fake
+    def generate(chat, schema):
+        if "question" in schema.model_fields:  # a row to write
+            return outputs.pop(0)
+        judged = {"score": dose_judge(chat)} if "score" in schema.model_fields else {}  # a judgement (generate mode)
+        return valid_instance(chat, schema) | judged
+
+    return FakeEngine(dose_judge, generate=generate, identity="fake-writer@1")
 
 
-def test_synthesis_keeps_only_rows_that_pass_rescoring(spec, tiny_model, writer):
+def test_synthesis_keeps_only_rows_that_pass_rescoring(spec, writer):
     ds = annotated(spec)
-    result = synthesize(spec, ds, n=5, scorer=Scorer(spec, tiny_model), seed=0)
+    result = synthesize(spec, ds, n=5, scorer=Scorer(spec, engine=writer), seed=0)
     (rep,) = result.report  # states_dose is the only gap
     assert rep.subgoal == "states_dose"
     assert (rep.generated, rep.kept) == (5, 1)
@@ -88,9 +79,14 @@ def test_synthesis_keeps_only_rows_that_pass_rescoring(spec, tiny_model, writer)
     assert len(combined) == 5 and combined[SYNTHETIC] == [False] * 4 + [True]
     assert combined["question"][:4] == [q for q, _ in REAL]  # the real rows are untouched
     # every prompt carries the goal, the subgoal and real rows as style examples
-    prompt = writer.chats[0][1]["content"]
+    [call] = writer.calls_to("generate_json")
+    assert len(call.chats) == 5
+    prompt = call.chats[0][1]["content"]
     assert spec.goal in prompt and "States a dose" in prompt and "An exact dose with units" in prompt
     assert sum(q in prompt for q, _ in REAL) == 3
+    # the two rows that reached the judge were judged as the rows written, on every subgoal
+    assert [sample_of(chat) for chat in writer.scored] == [f"QUESTION: {r['question']}\n\nANSWER: {r['answer']}"
+                                                           for r in (WITH_DOSE, NO_DOSE) for _ in spec.subgoals]
     assert "states_dose: generated 5, kept 1; dropped: invalid 1, duplicate 2, below_threshold 1" in result.text()
 
 
@@ -101,19 +97,21 @@ def test_near_duplicates_uses_the_embedding_model():
     assert flags == [True, False, True]
 
 
-def test_synthesis_with_a_real_constrained_model(spec, tiny_model, monkeypatch):
-    """The tiny random model writes the rows through the Outlines schema; every output is accounted for."""
-    monkeypatch.setattr(Scorer, "judge_texts", dose_judge)
-    result = synthesize(spec, annotated(spec), n=2, scorer=Scorer(spec, tiny_model, batch_size=2), dedup=None,
-                        max_chars=40, max_new_tokens=60)
+def test_synthesis_with_a_real_constrained_model(spec, tiny_model):
+    """The tiny random model writes the rows through the Outlines schema (and judges them); every output is
+    accounted for."""
+    scorer = Scorer(spec, tiny_model, batch_size=2, mode="logprobs", explain="none", cache=False)
+    result = synthesize(spec, annotated(spec), n=2, scorer=scorer, dedup=None, max_chars=40, max_new_tokens=60)
     (rep,) = result.report
     assert rep.generated == 2 and rep.kept + sum(rep.dropped.values()) == 2
     assert len(result.synthetic) == rep.kept
 
 
-def test_synthesize_cli_writes_a_marked_run(spec, tiny_model, writer, tmp_path, capsys):
+def test_synthesize_cli_writes_a_marked_run(spec, tiny_model, writer, install_engine, tmp_path, capsys):
     from goalcover_hf.cli import main
     from goalcover_hf.results import load_run, save_run
+
+    install_engine(writer)  # the command loads the run's judge, which writes the rows too
 
     prov = Scorer(spec, tiny_model).provenance() | {"scorer_args": {"model": tiny_model, "mode": "generate"}}
     run = save_run(tmp_path / "run", annotated(spec), spec, prov)
@@ -125,5 +123,6 @@ def test_synthesize_cli_writes_a_marked_run(spec, tiny_model, writer, tmp_path, 
     new = load_run(out)
     assert new.dataset[SYNTHETIC] == [False] * 4 + [True]
     assert new.provenance["synthesis"]["targets"][0]["kept"] == 1
+    assert new.dataset[SYNTH_MODEL][-1] == "fake-writer@1"
     assert main(["card", str(out)]) == 0
     assert "`states_dose`: 1 kept of 5 generated" in (out / "README.md").read_text()

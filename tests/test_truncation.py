@@ -6,14 +6,13 @@ import re
 
 import pytest
 from datasets import Dataset
+from fake_engine import FakeEngine
 from fake_openai import ScriptedServer
 
-from goalcover_hf.cache import PairCache, pair_key
+from goalcover_hf import Scorer
 from goalcover_hf.cli import main
-from goalcover_hf.engines.transformers import TransformersEngine
 from goalcover_hf.columns import TRUNCATED_COLUMN
-from goalcover_hf.prompts import subgoal_text
-from goalcover_hf.scorer import Scorer
+from goalcover_hf.engines import get_counter, get_engine
 from goalcover_hf.truncation import CharCounter, fit_text
 
 CUT = re.compile(r"\n\[\.\.\. (\d+) tokens cut \.\.\.\]\n")
@@ -40,12 +39,16 @@ def render(question, answer):
 
 
 @pytest.fixture
-def scorer(tiny_model, spec, tmp_path):
-    return Scorer(spec, tiny_model, mode="logprobs", explain="none", cache=tmp_path / "pairs.sqlite")
+def counter(tiny_model):
+    return get_counter(tiny_model)
 
 
-def test_fit_text_keeps_head_and_tail_and_says_how_much_it_cut(scorer):
-    counter = scorer.counter
+def spy(tiny_model):
+    """The tiny model answers and counts; the spy records every chat the scorer asks."""
+    return FakeEngine(wraps=get_engine(tiny_model), counter=get_counter(tiny_model))
+
+
+def test_fit_text_keeps_head_and_tail_and_says_how_much_it_cut(counter):
     assert counter.context == CONTEXT
     text = text_of(counter, 3000, seed=1)
     assert fit_text(text, 3000, counter) == (text, 0)  # fits: unchanged
@@ -66,53 +69,44 @@ def test_char_counter_estimates_for_servers():
     assert len(counter.spans(fitted)) <= 50
 
 
-def test_long_rows_are_cut_to_fit_and_reported_per_row(scorer, tmp_path, monkeypatch):
-    counter = scorer.counter
-    prompts = []
-    original = TransformersEngine.chat_text
-
-    def spy(self, chat):  # every prompt the engine runs, with its length in the model's own tokens
-        text = original(self, chat)
-        prompts.append((text, len(self.tokenizer(text, add_special_tokens=False)["input_ids"])))
-        return text
-
-    monkeypatch.setattr(TransformersEngine, "chat_text", spy)
+def test_long_rows_are_cut_to_fit_and_reported_per_row(tiny_model, spec, counter, tmp_path):
+    engine = spy(tiny_model)
+    scorer = Scorer(spec, engine=engine, mode="logprobs", explain="none", cache=tmp_path / "pairs.sqlite")
     just_over = text_of(counter, CONTEXT + 40, seed=2)  # the row alone is longer than the whole context
     megabyte = ("Aspirin 81 mg daily. " * 60_000)[:1_000_000]
     ds = Dataset.from_dict({"question": ["How much?", "Dose?", "And this?"],
                             "answer": ["200 mg every 6 hours.", just_over, megabyte]})
     out = ds.map(scorer, batched=True, with_indices=True, features=scorer.features(ds.features))
 
+    real = engine.wraps  # every prompt the engine ran, with its length in the model's own tokens
+    prompts = [(text, len(real.tokenizer(text, add_special_tokens=False)["input_ids"]))
+               for text in map(real.chat_text, engine.scored)]
+    assert max(n for _, n in prompts) + 1 <= CONTEXT  # every prompt plus its one-token reply fits the context
     truncated = out[TRUNCATED_COLUMN]
     assert truncated[0] == 0
-    budget = scorer.sample_budget()
     for k in (1, 2):
         sample = render(ds[k]["question"], ds[k]["answer"])
-        total = len(counter.spans(sample))
-        assert total > budget and truncated[k] > 0
-        assert total - budget <= truncated[k] <= total - budget + 32  # cut what it had to, not much more
+        assert truncated[k] > 0
         marked = [(text, n) for text, n in prompts if f"[... {truncated[k]} tokens cut ...]" in text]
-        assert marked, f"no prompt carries row {k}'s marker"
+        assert len(marked) == len(spec.subgoals), f"not every prompt carries row {k}'s marker"
         assert all(sample[:80] in text and sample[-80:] in text for text, _ in marked)  # head and tail kept
-    assert max(n for _, n in prompts) + 1 <= CONTEXT  # every prompt plus its one-token reply fits the context
-    for sub in scorer.spec.subgoals:
+        # cut what it had to, not much more: the longest prompt of the row nearly fills the context
+        assert max(n for _, n in marked) + 1 >= CONTEXT - 40
+    for sub in spec.subgoals:
         assert None not in out[f"gc_{sub.id}_score"]
 
-    # The cache key hashes the text the judge read; a later run finds it without loading the model.
-    fitted = scorer.fit_samples([render("Dose?", just_over)])[0][0]
-    keys = [pair_key(scorer.key_settings(), subgoal_text(sub), fitted) for sub in scorer.spec.subgoals]
-    assert len(PairCache(tmp_path / "pairs.sqlite").get_many(keys)) == 2
-    monkeypatch.setattr(Scorer, "engine", property(lambda self: pytest.fail("the model was loaded")))
-    fresh = Scorer(scorer.spec, scorer.config.model, mode="logprobs", explain="none", cache=tmp_path / "pairs.sqlite")
+    # The cache key hashes the text the judge read: a later run finds it without asking the engine.
+    again_engine = spy(tiny_model)
+    fresh = Scorer(spec, engine=again_engine, mode="logprobs", explain="none", cache=tmp_path / "pairs.sqlite")
     again = fresh.judge_texts([render("Dose?", just_over)])[0]
-    assert [j.score for j in again] == [out[f"gc_{s.id}_score"][1] for s in scorer.spec.subgoals]
+    assert [j.score for j in again] == [out[f"gc_{s.id}_score"][1] for s in spec.subgoals]
+    assert again_engine.calls == []
 
 
 def test_a_context_with_no_room_for_a_sample_is_refused(tiny_model, spec):
     scorer = Scorer(spec, tiny_model, mode="logprobs", explain="low", max_context_tokens=200)
-    assert scorer.context_tokens == 200
     with pytest.raises(ValueError, match=r"context \(200 tokens\) leaves 0 tokens for a sample.*--max-context-tokens"):
-        scorer.sample_budget()
+        scorer.judge_texts(["QUESTION: q\n\nANSWER: a"])
 
 
 def test_server_context_from_the_server_or_the_option(spec):
@@ -120,30 +114,33 @@ def test_server_context_from_the_server_or_the_option(spec):
     server = ScriptedServer(max_model_len=700)
     try:
         scorer = Scorer(spec, engine="openai", base_url=server.base_url, mode="logprobs", explain="none", cache=False)
-        assert scorer.context_tokens == 700
         judged = scorer.judge_texts([long_text])[0]
         assert all(j.score == 3 for j in judged)
-        for chat in server.chats():
-            assert CharCounter(None).count_chat(chat) + 1 <= 700  # what was sent fits, by the documented estimate
+        sent = server.chats()
+        assert len(sent) == len(spec.subgoals)
+        for chat in sent:
+            assert 600 < CharCounter(None).count_chat(chat) + 1 <= 700  # what was sent fits, by the documented estimate
             assert re.search(r"\[\.\.\. \d+ tokens cut \.\.\.\]", chat[-1]["content"])
-        capped = Scorer(spec, engine="openai", base_url=server.base_url, max_context_tokens=500, cache=False)
-        assert capped.context_tokens == 500
+        capped = Scorer(spec, engine="openai", base_url=server.base_url, mode="logprobs", explain="none",
+                        max_context_tokens=500, cache=False)
+        capped.judge_texts([long_text])
+        assert all(CharCounter(None).count_chat(chat) + 1 <= 500 for chat in server.chats()[len(sent):])
     finally:
         server.close()
     unknown = ScriptedServer(max_model_len=None)
     try:
         scorer = Scorer(spec, engine="openai", base_url=unknown.base_url, mode="logprobs", explain="none", cache=False)
-        assert scorer.context_tokens is None
-        assert scorer.fit_samples([long_text]) == [(long_text, 0)]  # unknown context: sent whole, the server decides
+        scorer.judge_texts([long_text])
+        # unknown context: sent whole, the server decides
+        assert all(f"<<<SAMPLE\n{long_text}\nSAMPLE>>>" in chat[-1]["content"] for chat in unknown.chats())
     finally:
         unknown.close()
 
 
-def test_cli_warns_once_and_counts_cut_rows_in_run_report_and_card(tiny_model, spec, tmp_path, capsys):
-    counter = Scorer(spec, tiny_model).counter
-    data = tmp_path / "rows.jsonl"
-    rows = [{"question": "How much?", "answer": "200 mg."}, {"question": "Dose?", "answer": text_of(counter, 5000)}]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+def test_cli_warns_once_and_counts_cut_rows_in_run_report_and_card(tiny_model, spec, counter, tmp_path, write_rows,
+                                                                    capsys):
+    data = write_rows([{"question": "How much?", "answer": "200 mg."},
+                       {"question": "Dose?", "answer": text_of(counter, 5000)}])
     out = tmp_path / "run"
     assert main(["score", "--data", str(data), "--spec", str(spec.save(tmp_path / "goal.yaml")), "--model", tiny_model,
                  "--mode", "logprobs", "--explain", "none", "--cache", str(tmp_path / "p.sqlite"), "-o", str(out)]) == 0

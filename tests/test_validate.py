@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 import pytest
+from fake_engine import FakeEngine, chat_text, sample_of
 
-from goalcover_hf.columns import Judgement
-from goalcover_hf.scorer import Scorer
+from goalcover_hf import Scorer
 from goalcover_hf.validate import cohens_d, relative_degradation, summarize, validate
 
 
@@ -56,10 +56,18 @@ def code_rows():
     return Dataset.from_list(rows)
 
 
-def keyword_judge(text, subgoal_id):
+NEEDS = {"Documents behaviour": '"""', "Gives examples": ">>>", "Implements": "return"}
+
+
+def keyword_judge(chat, choices):
     """A judge that sees exactly what each capability needs: the test controls every score."""
-    wants = {"documents": '"""', "examples": ">>>", "implements": "return"}[subgoal_id]
-    return Judgement(score=5 if wants in text else 1, expected=5.0 if wants in text else 1.0)
+    wants = next(mark for name, mark in NEEDS.items() if f"Capability: {name}\n" in chat_text(chat))
+    return 5 if wants in sample_of(chat) else 1
+
+
+@pytest.fixture
+def judge():
+    return FakeEngine(keyword_judge)
 
 
 @pytest.fixture
@@ -74,18 +82,11 @@ def code_spec():
                             "implements": "stub_body:canonical_solution"}})
 
 
-def patch_judge(monkeypatch):
-    def judge_texts(self, samples, subgoals=None):
-        subs = subgoals or self.spec.subgoals
-        return [[keyword_judge(text, s.id) for s in subs] for text in samples]
-
-    monkeypatch.setattr(Scorer, "judge_texts", judge_texts)
+TEMPLATE = "{{ prompt }}{{ canonical_solution }}"
 
 
-def test_validate_separates_a_perfect_judge(code_rows, code_spec, tiny_model, monkeypatch):
-    patch_judge(monkeypatch)
-    scorer = Scorer(code_spec, tiny_model, mode="logprobs", explain="none",
-                    template="{{ prompt }}{{ canonical_solution }}")
+def test_validate_separates_a_perfect_judge(code_rows, code_spec, judge):
+    scorer = Scorer(code_spec, engine=judge, mode="logprobs", explain="none", template=TEMPLATE)
     result = validate(code_rows, code_spec, scorer, n=4, seed=3, bootstrap=50, domain="code")
     by = {t.target: t for t in result.targets}
     assert by["documents"].applicable == 6 and len(by["documents"].ids) == 4  # "plain" has no docstring
@@ -101,19 +102,18 @@ def test_validate_separates_a_perfect_judge(code_rows, code_spec, tiny_model, mo
     json.dumps(result.to_dict())
 
 
-def test_validate_errors_when_an_operator_changes_nothing(code_rows, code_spec, tiny_model, monkeypatch):
-    patch_judge(monkeypatch)
-    scorer = Scorer(code_spec, tiny_model, template="{{ prompt }}{{ canonical_solution }}")
+def test_validate_errors_when_an_operator_changes_nothing(code_rows, code_spec, judge):
+    scorer = Scorer(code_spec, engine=judge, template=TEMPLATE)
     with pytest.raises(ValueError, match="changed 0 of 7 rows"):
         validate(code_rows, code_spec, scorer, targets=["documents"], operators={"documents": "drop_citations:prompt"})
     with pytest.raises(KeyError, match="no subgoal 'nope'"):
         validate(code_rows, code_spec, scorer, operators={"nope": "blank:prompt"})
 
 
-def test_validate_cli(code_rows, code_spec, tiny_model, monkeypatch, tmp_path, capsys):
+def test_validate_cli(code_rows, code_spec, tiny_model, judge, install_engine, tmp_path, capsys):
     from goalcover_hf.cli import main
 
-    patch_judge(monkeypatch)
+    install_engine(judge)
     data = tmp_path / "code.jsonl"
     code_rows.to_json(str(data), lines=True)
     spec_path = tmp_path / "goal.yaml"
@@ -133,11 +133,10 @@ def test_validate_cli(code_rows, code_spec, tiny_model, monkeypatch, tmp_path, c
     assert "expected SUBGOAL=VALUE" in capsys.readouterr().err
 
 
-def test_result_round_trips_through_json(code_rows, code_spec, tiny_model, monkeypatch):
+def test_result_round_trips_through_json(code_rows, code_spec, judge):
     from goalcover_hf.validate import ValidationResult, pooled
 
-    patch_judge(monkeypatch)
-    scorer = Scorer(code_spec, tiny_model, template="{{ prompt }}{{ canonical_solution }}")
+    scorer = Scorer(code_spec, engine=judge, template=TEMPLATE)
     result = validate(code_rows, code_spec, scorer, n=3, bootstrap=20, domain="code")
     back = ValidationResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert back.to_markdown() == result.to_markdown()

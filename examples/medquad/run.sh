@@ -10,3 +10,4 @@ goalcover score --data "$DATA" --spec examples/medquad/goal.yaml --limit 12 --ba
 goalcover gaps "$RUN"
 mkdir -p examples/medquad/card
 goalcover card "$RUN" --readme examples/medquad/card/README.md
+cp "$RUN/gaps.json" examples/medquad/card/gaps.json

@@ -1,8 +1,8 @@
 """The ``goalcover`` command: :func:`main` and its parser.
 
 Each area's commands live in a module of this package (``spec_commands``: decompose; ``score_commands``: score,
-cache; ``report_commands``: report, gaps, card, push; ``data_commands``: filter, synthesize, validate); the option
-groups they share are in ``options`` and ``engine_flags``.
+cache; ``trust_commands``: label, check; ``report_commands``: report, gaps, card, push; ``data_commands``: filter,
+synthesize, validate); the option groups they share are in ``options`` and ``engine_flags``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
+from ..version import __version__
 from ..errors import GoalcoverError
-from . import data_commands, report_commands, score_commands, spec_commands
+from . import data_commands, report_commands, score_commands, spec_commands, trust_commands
 from .options import common_options, set_verbosity
 
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"goalcover {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parents = [common_options()]
-    for module in (spec_commands, score_commands, report_commands, data_commands):
+    for module in (spec_commands, score_commands, trust_commands, report_commands, data_commands):
         module.add_parsers(sub, parents)
     return parser
 

@@ -40,7 +40,8 @@ def add_model_options(parser: argparse.ArgumentParser, model_default: str, engin
         flag = "--" + name.replace("_", "-")
         if flag in parser._option_string_actions:  # a command flag of that name: --engine-arg still reaches it
             continue
-        where = ("" if option.default is None else f"default {option.default}; ") + f"engines: {', '.join(takers)}"
+        stated = option.default is None or "default" in option.help  # most helps say their default in words
+        where = ("" if stated else f"default {option.default}; ") + f"engines: {', '.join(takers)}"
         kwargs: dict[str, Any] = {"dest": DEST + name, "default": None,
                                   "help": f"{option.help} ({where})".replace("%", "%%")}
         if option.type is bool:

@@ -119,7 +119,8 @@ def add_report_options(parser: argparse.ArgumentParser, samples: bool = True, co
                        help=f"score at which a sample supports a subgoal (default: {threshold})")
     if coverage:
         group.add_argument("--min-coverage", type=FRACTION, metavar="FRACTION", default=DEFAULT_MIN_COVERAGE,
-                           help=f"a subgoal is a gap when less than this fraction of samples support it "
+                           help=f"the coverage each subgoal should reach: it is a gap when its whole 95%% interval "
+                           f"lies below this fraction, uncertain when the interval straddles it "
                            f"(default {DEFAULT_MIN_COVERAGE})")
     if samples:
         group.add_argument("--min-samples", type=ZERO_OR_MORE, metavar="N", default=0,

@@ -51,25 +51,40 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
         if name == "card":
             p.add_argument("--readme", help="README.md to update (default RUN/README.md)")
             p.add_argument("--repo-id", help="update the card of this existing Hub dataset (USER/NAME) instead")
-            p.add_argument("--revision", help="with --repo-id: the branch to update (default main)")
         else:
             p.add_argument("--repo-id", required=True, help="dataset repo USER/NAME (created if missing)")
-            p.add_argument("--private", action="store_true", help="create the repo private")
-            p.add_argument("--revision", help="branch to push to (created if missing; default main)")
+        add_hub_options(p, name)
         p.add_argument("--card-template", metavar="FILE",
                        help="a Jinja card-section template to use instead of the built-in one")
         add_report_options(p)
         p.set_defaults(func=cmd_card if name == "card" else cmd_push)
 
 
-def measure(run, args: argparse.Namespace):
-    """``(CoverageReport, Target)`` of ``run`` under the report options (threshold: the run's unless given)."""
-    from ..coverage import compute_coverage
-    from ..gaps import Target
+def add_hub_options(p: argparse.ArgumentParser, name: str) -> None:
+    """The Hub options of ``card --repo-id`` and ``push``."""
+    hub = "with --repo-id: " if name == "card" else ""
+    p.add_argument("--revision", help=f"{hub}the branch to " + ("update (default main)" if name == "card" else
+                   "push to (created if missing; default main)"))
+    p.add_argument("--create-pr", action="store_true", help=f"{hub}open a pull request instead of committing to the "
+                   "branch (for repositories whose main branch is protected)")
+    p.add_argument("--private", action="store_true", help=f"{hub}create the repo private when it does not exist"
+                   + (" (without it a missing repo is an error)" if name == "card" else "") + "; an existing repo "
+                   "keeps its visibility")
+    p.add_argument("--token", help=f"{hub}a Hugging Face token (default: HF_TOKEN or `hf auth login`; prefer those, "
+                   "as a token on the command line can be seen by other users of the machine)")
+    p.add_argument("--config-name", metavar="NAME", help=f"{hub}" + (
+        "the config that holds the annotations (as pushed with `push --config-name`): the card says how to join "
+        "them" if name == "card" else "push only the id and gc_* columns, as their own config of the repo, beside "
+        "the data's; the card says how to join them"))
 
-    report = compute_coverage(run.dataset, run.spec, threshold=args.threshold or run.threshold,
-                              min_coverage=args.min_coverage)
-    return report, Target(min_fraction=args.min_coverage, min_samples=args.min_samples)
+
+def measure(run, args: argparse.Namespace):
+    """``(CoverageReport, Target)`` of ``run`` under the report options (threshold: the run's unless given), with
+    the run's labels, row sample and validation report."""
+    from ..trust import run_coverage
+
+    report = run_coverage(run, args.threshold, args.min_coverage, args.min_samples)
+    return report, report.target
 
 
 @dataclass
@@ -86,7 +101,8 @@ class RunCoverage:
 
 def read_coverage(args: argparse.Namespace) -> RunCoverage:
     """Load the run ``args.run`` and measure it; gaps come with themes when RUN/gaps.json matches the options."""
-    from ..gaps import GAPS_FILE, find_gaps, load_gaps
+    from ..gaps import find_gaps
+    from ..gaps_file import GAPS_FILE, load_gaps
     from ..results import Run
 
     run = Run.load(args.run)
@@ -110,6 +126,14 @@ def _embedded_note(run) -> None:
         print(f"\nNOTE: {EMBEDDED_WARNING}")
 
 
+def trust_hint(run, report) -> None:
+    """Say, when no figure is calibrated, how to check the judge's opinion."""
+    if not any(s.method == "calibrated" for s in report.subgoals):
+        had = f" ({report.labels} so far, too few per subgoal)" if report.labels else ""
+        print(f"\nThese figures are the judge's uncalibrated opinion{had}. To check them: goalcover label "
+              f"{run.path}, then goalcover check {run.path}")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the coverage table and the gaps of a run (or all of it as JSON)."""
     from ..gaps import gaps_text
@@ -126,6 +150,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(got.report.table())
     print()
     print(gaps_text(got.gaps, got.target))
+    if got.report.uncertain:
+        print("\nUncertain (the interval straddles the target): " + ", ".join(
+            f"{s.id} ({s.coverage:.0%}, {s.interval})" for s in got.report.uncertain))
+    trust_hint(run, got.report)
     _embedded_note(run)
     return 0
 
@@ -133,7 +161,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_gaps(args: argparse.Namespace) -> int:
     """Find the gaps of a run, cluster their low-score explanations into themes named by the run's judge, and
     write the gaps document."""
-    from ..gaps import GAPS_FILE, find_gaps, gaps_document, gaps_text, save_gaps
+    from ..gaps import find_gaps, gaps_text
+    from ..gaps_file import GAPS_FILE, gaps_document, save_gaps
     from ..results import Run
 
     run = Run.load(args.run)
@@ -167,14 +196,21 @@ def cmd_card(args: argparse.Namespace) -> int:
     got = read_coverage(args)
     card = {"target": got.target, "gap_meta": got.document, "template": args.card_template}
     if args.repo_id:
-        from ..hub import update_hub_card
+        from ..hub import annotations_provenance, update_hub_card
 
         if args.readme:
             raise GoalcoverError("--readme and --repo-id do not go together: the Hub card is updated in place")
-        commit = update_hub_card(args.repo_id, got.report, got.run.provenance, got.gaps, revision=args.revision, **card)
-        url = f"https://huggingface.co/datasets/{args.repo_id}"
-        print(f"Updated the card of {url} ({getattr(commit, 'commit_url', '')})")
+        provenance = (annotations_provenance(got.run, args.config_name) if args.config_name
+                      else got.run.provenance)
+        commit = update_hub_card(args.repo_id, got.report, provenance, got.gaps, revision=args.revision,
+                                 create_pr=args.create_pr, private=args.private, token=args.token, **card)
+        print(f"Opened a pull request with the card: {commit.pr_url}" if commit.pr_url else
+              f"Updated the card of https://huggingface.co/datasets/{args.repo_id} ({commit.commit_url})")
         return 0
+    hub_only = [f for f in ("revision", "create_pr", "private", "token", "config_name") if getattr(args, f)]
+    if hub_only:
+        raise GoalcoverError(f"--{hub_only[0].replace('_', '-')} goes with --repo-id: a local README has no branch, "
+                             "pull request, visibility, token or config")
     readme = Path(args.readme) if args.readme else got.run.path / "README.md"
     write_card(readme, got.report, got.run.provenance, got.gaps, **card)
     print(f"Updated {readme} (section between the goalcover markers, 'goalcover' YAML key) and its charts")
@@ -188,6 +224,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     got = read_coverage(args)
     note(f"Pushing {len(got.run.dataset)} annotated rows to {args.repo_id}...")
     result = push_run(got.run, args.repo_id, got.report, got.gaps, private=args.private, revision=args.revision,
+                      create_pr=args.create_pr, token=args.token, config_name=args.config_name,
                       target=got.target, gap_meta=got.document, template=args.card_template)
-    print(f"Pushed the dataset and its card: {result['url']}")
+    what = "the annotations (config " + args.config_name + ")" if args.config_name else "the dataset"
+    done = "Opened a pull request with" if args.create_pr else "Pushed"
+    print(f"{done} {what} and its card: {result['url']}")
     return 0

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 
 from ..columns import DEFAULT_THRESHOLD, TRUNCATED_COLUMN, score_columns
+from ..errors import GoalcoverError
 from ..files import atomic_path, refuse_overwrite
 from .options import (COUNT, add_judge_options, add_output_options, add_report_options, check_output, note,
                       scorer_overrides, warn, warn_if_embedded)
@@ -29,6 +30,10 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--spec", required=True, help="the goal spec YAML")
     p.add_argument("--split", default="train", help="split of --data (default train)")
     p.add_argument("--limit", type=COUNT, metavar="N", help="score only the first N rows")
+    p.add_argument("--sample", type=COUNT, metavar="N",
+                   help="score a seeded uniform random sample of N rows (kept in their order); coverage is then "
+                   "estimated for all rows, its intervals including that sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     judging = add_judge_options(p, from_run=False)
     explain = inspect.signature(Scorer).parameters["explain"].default
     judging.add_argument("--explain", choices=EXPLAIN,
@@ -55,7 +60,7 @@ def add_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score ``--data`` against ``--spec`` into the run folder ``-o``; exit 1 when every pair failed."""
-    from ..data import load_data
+    from ..data import hub_source, load_data
     from ..formats import RowFormatError, RowRenderer
     from ..results import Run
     from ..scorer import Scorer
@@ -66,11 +71,20 @@ def cmd_score(args: argparse.Namespace) -> int:
         refuse_overwrite(args.jsonl, args.overwrite)
     scorer = Scorer(args.spec, **scorer_overrides(args), cache=False if args.no_cache else args.cache)
     warn_if_embedded(scorer.config.model_identity)
-    ds = load_data(args.data, split=args.split, limit=args.limit)
+    source = hub_source(args.data)  # the commit of a Hub dataset, loaded exactly and recorded in the provenance
+    ds = load_data(args.data, split=args.split, limit=args.limit, revision=source and source["revision"])
+    sample = None
+    if args.sample is not None:
+        ds, sample = sample_rows(ds, args.sample, args.seed, args.data + (" (its first --limit rows)" if args.limit
+                                                                           else ""))
     try:  # check the layout once, up front, rather than as an error on every row
-        RowRenderer(columns=ds.column_names, template=scorer.config.template).check_features(ds.features)
+        renderer = RowRenderer(columns=ds.column_names, template=scorer.config.template)
+        renderer.check_features(ds.features)
     except RowFormatError as err:
         raise RowFormatError(f"{args.data}: {err}") from None
+    skipped = renderer.skipped_parts(ds)
+    if skipped:
+        warn(f"{args.data}: {skipped}")
     scorer.sample_budget()  # tokenizer and context, up front: a model that cannot load fails here, not in the map
     if scorer.pair_cache is not None:
         scorer.pair_cache.open()  # a damaged cache file fails here, not in the map
@@ -105,7 +119,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         warn(f"{failed} of {pairs} (row, subgoal) pairs have no score; the most common error ({times} of {failed}): "
              f"{example}; each pair's gc_<subgoal>_error column says why")
     provenance = scorer.provenance() | {
-        "data": args.data, "split": args.split, "limit": args.limit, "embedded": scorer.is_embedded,
+        "data": args.data, **({"source": source} if source else {}), "split": args.split, "limit": args.limit,
+        "embedded": scorer.is_embedded, **({"sample": sample} if sample else {}),
         **({"explain_budget": args.explain_budget} if c.explain == "sample" else {}),
         "truncation": {"context_tokens": scorer.context_tokens, "rows_cut": len(cut), "tokens_cut": sum(cut)}}
     Run(annotated, scorer.spec, provenance).save(out, overwrite=args.overwrite)
@@ -114,6 +129,19 @@ def cmd_score(args: argparse.Namespace) -> int:
             annotated.to_json(str(tmp), lines=True, force_ascii=False)
     print(f"Wrote {out}. Next: goalcover report {out}")
     return 0
+
+
+def sample_rows(ds, n: int, seed: int, source: str):
+    """A seeded uniform random sample of ``n`` rows of ``ds``, in their original order, and its record for run.json:
+    ``{"rows": n, "of": len(ds), "seed": seed}``; a sample larger than the data is refused."""
+    import numpy as np
+
+    if n > len(ds):
+        raise GoalcoverError(f"--sample {n}: {source} has only {len(ds)} rows; ask for at most {len(ds)}, or leave "
+                             "--sample out to score every row")
+    picked = np.sort(np.random.default_rng(seed).choice(len(ds), size=n, replace=False))
+    note(f"Scoring a random sample of {n} of {len(ds)} rows (seed {seed})")
+    return ds.select(picked.tolist()), {"rows": n, "of": len(ds), "seed": seed}
 
 
 def pair_errors(annotated, spec) -> tuple[int, int, tuple[str, int]]:

@@ -3,9 +3,14 @@ its options, how it resolves a model, how it counts tokens without weights, and 
 
 Built in:
 
-- ``transformers`` (default): any causal LM folder, hub id or GGUF (converted once), Outlines for JSON.
-- ``llamacpp``: a ``.gguf`` file (or ``"embedded"``) through llama-cpp-python (``pip install goalcover_hf[llamacpp]``).
-- ``openai``: an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp) at ``base_url``.
+- ``transformers`` (default): any causal LM folder, hub id (pinned to its commit) or GGUF (converted once), Outlines
+  for JSON; on CUDA, MPS or the CPU (``device``, ``dtype``).
+- ``llamacpp``: a ``.gguf`` file (or ``"embedded"``) through llama-cpp-python (``pip install goalcover_hf[llamacpp]``);
+  ``n_gpu_layers`` offloads layers to a GPU.
+- ``openai``: an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp) or hosted API at ``base_url``.
+
+A loaded engine's :meth:`Engine.describe` says how it runs (device, dtype, threads, ...): settings that change no
+score's identity, for the record.
 
 Another backend is one module defining a subclass under ``@register_engine("name")``; once imported, it is a
 ``Scorer(engine="name")`` and its options are flags of ``goalcover score``.

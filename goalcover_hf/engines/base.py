@@ -8,6 +8,7 @@ counted without loading weights.
 
 from __future__ import annotations
 
+import inspect
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class EngineOption:
 
     @property
     def flag(self) -> str:
+        """The option's command-line flag, e.g. ``--base-url``."""
         return "--" + self.name.replace("_", "-")
 
     def check(self, engine: str, value: Any) -> Any:
@@ -144,25 +146,44 @@ class Engine(ABC):
 
         return CharCounter(self.max_context_tokens)
 
+    def describe(self) -> dict[str, Any]:
+        """How this loaded engine runs, beside what it runs: settings that do not change its identity (and so no
+        cache key), for the record (e.g. ``{"device": "cuda:0", "dtype": "bfloat16", ...}``). Default: nothing."""
+        return {}
+
     @abstractmethod
     def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str]:
         """Schema-constrained generation, one raw string per chat (validated by the caller); ``None`` where one failed."""
 
     @abstractmethod
-    def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str]) -> list[list[float]]:
-        """Probability of each single-token choice as the assistant's first token, renormalized over ``choices``.
+    def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str], renormalize: bool = True
+                     ) -> list[list[float]]:
+        """Probability of each single-token choice as the assistant's first token.
+
+        Args:
+            chats: the chats, each ending where the assistant's reply starts.
+            choices: single-token strings, e.g. ``["1", "2", "3", "4", "5"]``.
+            renormalize: True (default): renormalized over ``choices`` (they sum to 1). False: each choice's
+                probability under the full next-token distribution (their sum says how much of the model's answer
+                the choices are). A backend that cannot give these may leave the argument out of its signature.
 
         An engine whose requests can fail one by one (a server) returns ``None`` for a chat it could not score.
         """
 
-    def choice_probs_shared(self, groups: Sequence[Sequence[Chat]], choices: Sequence[str]) -> list[list[list[float]]]:
+    def choice_probs_shared(self, groups: Sequence[Sequence[Chat]], choices: Sequence[str], renormalize: bool = True
+                            ) -> list[list[list[float]]]:
         """:meth:`choice_probs` for groups of chats with a shared beginning; returns ``[group][chat][choice]``.
 
         Example:
             >>> engine.choice_probs_shared([[chat_s1_g1, chat_s1_g2], [chat_s2_g1]], ["1", "2", "3", "4", "5"])
         """
-        flat = self.choice_probs([c for g in groups for c in g], choices)
-        return _regroup(flat, groups)
+        flat = [c for g in groups for c in g]
+        if renormalize:  # as every backend takes it, renormalize or not in its signature
+            return _regroup(self.choice_probs(flat, choices), groups)
+        if "renormalize" not in inspect.signature(self.choice_probs).parameters:
+            raise GoalcoverError(f"engine {getattr(self, 'name', type(self).__name__)!r} gives no probabilities "
+                                 "under the full next-token distribution (its choice_probs takes no renormalize)")
+        return _regroup(self.choice_probs(flat, choices, renormalize=False), groups)
 
     def generate_json_shared(
         self, groups: Sequence[Sequence[Chat]], schema: type[BaseModel], max_new_tokens: int

@@ -47,6 +47,8 @@ class LlamaCppEngine(Engine):
         model: a ``.gguf`` file or ``"embedded"``.
         threads: CPU threads (default: :func:`~goalcover_hf.engines.base.default_threads`).
         n_ctx: context length in tokens (prompt plus reply).
+        n_gpu_layers: layers offloaded to the GPU (default 0: none; -1: all), for a llama-cpp-python built with
+            CUDA, Metal or Vulkan (a CPU-only build ignores it).
 
     Example:
         >>> engine = LlamaCppEngine("embedded")
@@ -57,10 +59,21 @@ class LlamaCppEngine(Engine):
         THREADS,
         EngineOption("n_ctx", int, f"context length in tokens, prompt plus reply (default {DEFAULT_N_CTX}, "
                      "at most the GGUF's own)", default=DEFAULT_N_CTX),
+        EngineOption("n_gpu_layers", int, "layers of a llama.cpp judge offloaded to the GPU (default 0: none; -1: "
+                     "all); needs a llama-cpp-python built with CUDA, Metal or Vulkan", default=0),
     )
 
     @classmethod
+    def normalize_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Check the options before any load (see :meth:`Engine.normalize_options`)."""
+        options = super().normalize_options(options)
+        if options.get("n_gpu_layers", 0) < -1:
+            raise GoalcoverError(f"n_gpu_layers must be -1 (all layers) or more, got {options['n_gpu_layers']}")
+        return options
+
+    @classmethod
     def resolve(cls, model: str | None, options: dict[str, Any]) -> tuple[str, str]:
+        """``(model, identity)`` of a ``.gguf`` file or the embedded model, without loading it."""
         return gguf_ref(model).names
 
     @classmethod
@@ -73,7 +86,8 @@ class LlamaCppEngine(Engine):
         context = lowest(context_of(config), options.get("n_ctx", DEFAULT_N_CTX), options.get("max_context_tokens"))
         return TokenizerCounter(tokenizer, context)
 
-    def __init__(self, model: str | None = "embedded", threads: int | None = None, n_ctx: int = DEFAULT_N_CTX):
+    def __init__(self, model: str | None = "embedded", threads: int | None = None, n_ctx: int = DEFAULT_N_CTX,
+                 n_gpu_layers: int = 0):
         try:
             import llama_cpp
         except ImportError:
@@ -82,11 +96,12 @@ class LlamaCppEngine(Engine):
 
         self.ref = gguf_ref(model)
         self.identity = self.ref.identity
-        self.n_ctx = n_ctx
-        threads = threads or default_threads()
+        self.n_ctx, self.n_gpu_layers = n_ctx, n_gpu_layers
+        self.threads = threads = threads or default_threads()
         logger.info("loading %s with llama.cpp", self.identity)
         self.llm = llama_cpp.Llama(model_path=self.ref.location, n_ctx=n_ctx, n_threads=threads,
-                                   n_threads_batch=threads, logits_all=False, verbose=False, seed=0)
+                                   n_threads_batch=threads, n_gpu_layers=n_gpu_layers, logits_all=False,
+                                   verbose=False, seed=0)
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise GoalcoverError(f"{self.identity}: the GGUF has no chat template; use an instruction-tuned model")
@@ -97,10 +112,20 @@ class LlamaCppEngine(Engine):
                                               eos_token=vocab.token_get_text(vocab.token_eos()))
         self._outlines_model = None
 
+    def describe(self) -> dict[str, Any]:
+        """``threads``, ``n_ctx``, ``n_gpu_layers``, whether this llama-cpp-python can offload at all
+        (``gpu_offload``), and its version."""
+        import llama_cpp
+
+        return {"threads": self.threads, "n_ctx": self.n_ctx, "n_gpu_layers": self.n_gpu_layers,
+                "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()), "llama_cpp": llama_cpp.__version__}
+
     def token_counter(self) -> TokenizerCounter:
+        """The counter of the loaded model: its own tokenizer and ``n_ctx``."""
         return self.counter(self.ref.spec, {"n_ctx": self.n_ctx, "max_context_tokens": self.max_context_tokens})
 
     def chat_text(self, chat: Chat) -> str:
+        """The chat rendered with the GGUF's own chat template, generation cue included."""
         text = self._formatter(messages=list(chat)).prompt
         if self._add_bos and self._bos and text.startswith(self._bos):
             text = text[len(self._bos):]  # llama.cpp adds BOS itself: do not send two
@@ -108,6 +133,7 @@ class LlamaCppEngine(Engine):
 
     def tokens(self, chat: Chat) -> list[int]:
         # As Llama.create_completion tokenizes a text prompt: BOS if the model wants one, special tokens parsed.
+        """The token ids llama.cpp reads for ``chat``."""
         ids = self.llm.tokenize(self.chat_text(chat).encode("utf-8"), add_bos=False, special=True)
         return ([self.llm.token_bos()] if self._add_bos else []) + ids
 
@@ -121,6 +147,7 @@ class LlamaCppEngine(Engine):
         return outlines.Generator(self._outlines_model, schema)
 
     def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str]:
+        """Schema-constrained greedy generation through Outlines, one chat at a time."""
         try:
             import numba  # noqa: F401  Outlines' llama.cpp backend needs it and otherwise returns unconstrained text
         except ImportError:
@@ -131,6 +158,7 @@ class LlamaCppEngine(Engine):
                           top_k=1, seed=0) for c in chats]
 
     def choice_token_ids(self, choices: Sequence[str]) -> list[int]:
+        """The single token id of each choice (a choice of several tokens is refused)."""
         ids = []
         for choice in choices:
             tokens = self.llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False)
@@ -139,7 +167,10 @@ class LlamaCppEngine(Engine):
             ids.append(tokens[0])
         return ids
 
-    def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str]) -> list[list[float]]:
+    def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str], renormalize: bool = True
+                     ) -> list[list[float]]:
+        """Probabilities of ``choices`` as the first reply token: over the choices, or (``renormalize=False``) under
+        the whole vocabulary."""
         import llama_cpp
         import numpy as np
 
@@ -155,8 +186,13 @@ class LlamaCppEngine(Engine):
                 keep += 1
             self.llm.n_tokens = keep
             self.llm.eval(tokens[keep:])
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1),
-                                           shape=(self.llm.n_vocab(),))[ids].astype(np.float64)
-            probs = np.exp(logits - logits.max())
-            out.append((probs / probs.sum()).tolist())
+            everything = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1),
+                                               shape=(self.llm.n_vocab(),)).astype(np.float64)
+            logits = everything[ids]
+            if renormalize:
+                probs = np.exp(logits - logits.max())
+                out.append((probs / probs.sum()).tolist())
+            else:  # exp(logit - logsumexp(all logits))
+                top = everything.max()
+                out.append(np.exp(logits - top - np.log(np.exp(everything - top).sum())).tolist())
         return out

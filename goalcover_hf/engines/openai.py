@@ -21,23 +21,33 @@ fall back to free text. Every real output is validated as well: a reply that sto
 :class:`~goalcover_hf.engines.base.EngineMisconfigured`.
 
 Digit scoring asks for ``logprobs=true, top_logprobs=20`` on a one-token reply and renormalizes over the choices found
-among those 20 (vLLM, SGLang, llama-server, llama-cpp-python and OpenAI return them; TGI does not).
+among those 20 (vLLM, SGLang, llama-server, llama-cpp-python and OpenAI return them); a server that caps the number
+(TGI allows 5 unless started with more) is asked again with 5, and from then on.
+
+Thinking models (Qwen3, DeepSeek-R1 and the like) would start their reply with a reasoning marker, not a digit: every
+request carries ``chat_template_kwargs={"enable_thinking": false}`` (vLLM, SGLang and llama-server pass it to the
+chat template; a server that refuses the field is asked again without it, and from then on), unless ``thinking=True``.
+A logprobs reply that starts reasoning anyway (a ``<think>``-like first token, ``reasoning_content``, or no choice
+among the top tokens while a ``<think>``-like token is) stops the map with
+:class:`~goalcover_hf.engines.base.EngineMisconfigured` naming the fix. Generate mode reads the answer, never the
+reasoning: ``reasoning_content`` is ignored and a ``<think>...</think>`` block before the JSON is dropped.
 
 Requests run ``max_in_flight`` at a time from a thread pool opened in each process (so ``datasets`` ``num_proc``
 workers and Ray actors each have their own). Timeouts, dropped connections, 408, 429 and 5xx are retried with
-exponential backoff; after the last try the pair gets ``None`` (the scorer turns it into a per-pair error). The API
-key is read from an environment variable at request time and never logged.
+exponential backoff (:mod:`goalcover_hf.engines.openai_client`); after the last try the pair gets ``None`` (the scorer
+turns it into a per-pair error). The API key is read from an environment variable at request time and never logged.
+
+A hosted OpenAI-compatible API is one more server: ``base_url`` and the key's variable (``api_key_env``). A field it
+refuses (``chat_template_kwargs``; string length bounds in a strict ``json_schema``, which OpenAI's strict mode does
+not take: the reply is validated here anyway) is dropped, and the request sent again.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
+import math
 import os
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Sequence
@@ -47,14 +57,17 @@ from pydantic import BaseModel
 from ..errors import GoalcoverError
 from ..logging import get_logger
 from .base import Chat, Engine, EngineMisconfigured, EngineOption
+from .openai_client import (API_KEY_ENVS, Client, RequestFailed, api_key, model_identity,  # noqa: F401 (re-exported)
+                            normalize_base_url, resolve_server_model, served_context)
+from .openai_replies import THINK, answer_text, first_token, json_object, strip_lengths, top_logprobs
 from .registry import register_engine
 
 logger = get_logger(__name__)
 
 STRUCTURED = ("json_schema", "structured_outputs", "guided_json", "json_object", "tgi")
-API_KEY_ENVS = ("GOALCOVER_API_KEY", "OPENAI_API_KEY")
 TOP_LOGPROBS = 20
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+TOP_LOGPROBS_FALLBACK = 5  # TGI's default --max-top-n-tokens
+NO_THINKING = {"enable_thinking": False}
 _PROBE_VALUES = ["gc-probe-7f3a", "gc-probe-c21e"]
 _PROBE_SCHEMA = {
     "type": "object",
@@ -63,122 +76,6 @@ _PROBE_SCHEMA = {
     "additionalProperties": False,
 }
 _PROBE_CHAT = [{"role": "user", "content": "Reply with a JSON object."}]
-
-
-class RequestFailed(RuntimeError):
-    """One request failed for good: ``transient`` after its retries ran out, else refused (a 4xx) at once.
-
-    ``status`` is the last HTTP status, None when no reply came (timeout, dropped or refused connection).
-    """
-
-    def __init__(self, message: str, transient: bool, status: int | None = None):
-        super().__init__(message)
-        self.transient = transient
-        self.status = status
-
-
-def normalize_base_url(base_url: str) -> str:
-    """``http://host:8000`` and ``http://host:8000/v1/`` both become ``http://host:8000/v1``."""
-    url = base_url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise GoalcoverError(f"--base-url must start with http:// or https://, got {base_url!r}")
-    return url if url.endswith("/v1") else url + "/v1"
-
-
-def api_key(api_key_env: str | None = None) -> str | None:
-    """The API key from ``api_key_env`` if named, else ``GOALCOVER_API_KEY``, else ``OPENAI_API_KEY``."""
-    if api_key_env:
-        if not os.environ.get(api_key_env):
-            raise GoalcoverError(f"--api-key-env names {api_key_env}, but that environment variable is not set")
-        return os.environ[api_key_env]
-    return next((os.environ[n] for n in API_KEY_ENVS if os.environ.get(n)), None)
-
-
-class Client:
-    """JSON over HTTP with retries; one per engine. Thread-safe (each call opens its own connection)."""
-
-    def __init__(self, base_url: str, api_key_env: str | None = None, timeout: float = 120.0, retries: int = 4,
-                 backoff: float = 0.5):
-        self.base_url = normalize_base_url(base_url)
-        self.api_key_env = api_key_env
-        self.timeout = float(timeout)
-        self.retries = int(retries)
-        self.backoff = float(backoff)
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = api_key(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
-
-    def request(self, path: str, body: dict | None = None, retries: int | None = None) -> dict:
-        """GET (no body) or POST ``path``; retry what a retry can fix; raise :class:`RequestFailed` otherwise."""
-        url = f"{self.base_url}/{path}"
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        retries = self.retries if retries is None else retries
-        last, status = "", None
-        for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
-            req = urllib.request.Request(url, data=data, headers=self._headers(), method="GET" if data is None else "POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as err:
-                detail = err.read().decode("utf-8", "replace")[:300]
-                last, status = f"HTTP {err.code}: {detail}", err.code
-                if err.code not in _RETRY_STATUS:
-                    raise RequestFailed(f"{url}: {last}", transient=False, status=status) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
-                last, status = f"{type(err).__name__}: {getattr(err, 'reason', err)}", None
-            except json.JSONDecodeError as err:  # a body cut short
-                last, status = f"unreadable JSON reply ({err})", None
-            logger.debug("%s: try %d of %d failed: %s", url, attempt + 1, retries + 1, last)
-        raise RequestFailed(f"{url}: failed after {retries + 1} tries; last: {last}", transient=True, status=status)
-
-
-def server_models(client: Client) -> list[dict]:
-    try:
-        return list(client.request("models").get("data") or [])
-    except RequestFailed as err:
-        raise EngineMisconfigured(f"cannot list the models of the server at {client.base_url} ({err})") from None
-
-
-def model_identity(entry: dict) -> str:
-    """Identity from a ``/v1/models`` entry: the served name, plus what it was loaded from when the server says."""
-    name = entry["id"]
-    root = entry.get("root")  # vLLM: the path or hub id of the weights behind a --served-model-name
-    return f"{name} ({root})" if root and root != name else name
-
-
-@lru_cache(maxsize=32)
-def resolve_server_model(base_url: str, model: str | None, api_key_env: str | None = None) -> tuple[str, str]:
-    """Ask the server (one ``GET /v1/models``, once per process) which model ``model`` is; return ``(name, identity)``.
-
-    ``model`` may be omitted (or ``"embedded"``) when the server serves exactly one model.
-    """
-    client = Client(base_url, api_key_env, timeout=30, retries=2)
-    entries = server_models(client)
-    names = [e.get("id") for e in entries]
-    if model in (None, "", "embedded"):
-        if len(entries) != 1:
-            raise GoalcoverError(f"the server at {client.base_url} serves {len(entries)} models ({', '.join(map(str, names))}); "
-                             "choose one with --model")
-        return entries[0]["id"], model_identity(entries[0])
-    for entry in entries:
-        if entry.get("id") == model:
-            return model, model_identity(entry)
-    raise GoalcoverError(f"the server at {client.base_url} does not serve {model!r}; it serves: {', '.join(map(str, names))}")
-
-
-@lru_cache(maxsize=32)
-def served_context(base_url: str, model: str, api_key_env: str | None = None) -> int | None:
-    """The context length the server reports for ``model`` (vLLM's ``max_model_len``), or None when it says none."""
-    for entry in server_models(Client(base_url, api_key_env, timeout=30, retries=2)):
-        if entry.get("id") == model and isinstance(entry.get("max_model_len"), int):
-            return entry["max_model_len"]
-    return None
 
 
 def structured_fields(kind: str, schema: dict, name: str = "judgement") -> dict[str, Any]:
@@ -199,18 +96,10 @@ def structured_fields(kind: str, schema: dict, name: str = "judgement") -> dict[
 @lru_cache(maxsize=16)
 def strict_schema(schema: type[BaseModel]) -> dict:
     # OpenAI's strict mode wants every object closed; other servers accept the extra key.
+    """The JSON schema of ``schema`` in the strict form OpenAI-style servers take (no extra properties)."""
     out = schema.model_json_schema()
     out["additionalProperties"] = False
     return out
-
-
-def _json_object(text: str | None) -> dict | None:
-    try:
-        # strict=False: some grammars (llama-cpp-python's) let raw newlines into strings; the content is still JSON.
-        value = json.loads(text or "", strict=False)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 @register_engine("openai")
@@ -225,6 +114,8 @@ class OpenAIEngine(Engine):
         timeout, retries, backoff: per request: seconds to wait, retries after the first try, first backoff in
             seconds (doubling each retry).
         structured: ``"auto"`` or one of :data:`STRUCTURED` (see the module docstring).
+        thinking: let a thinking model reason before it answers (default False: every request asks the chat template
+            for ``enable_thinking=false``). Logprobs mode cannot score a reply that starts by reasoning.
 
     Example:
         >>> engine = OpenAIEngine("Qwen/Qwen2.5-7B-Instruct", "http://127.0.0.1:8000/v1", max_in_flight=32)
@@ -243,10 +134,14 @@ class OpenAIEngine(Engine):
                      default=0.5),
         EngineOption("structured", str, "the server's structured-output parameter (default auto: probe)",
                      default="auto", choices=("auto",) + STRUCTURED),
+        EngineOption("thinking", bool, "let a thinking model (Qwen3, DeepSeek-R1, ...) behind a server reason before "
+                     "it answers; off by default: requests carry chat_template_kwargs enable_thinking=false "
+                     "(logprobs mode cannot score a reply that starts by reasoning)", default=False),
     )
 
     @classmethod
     def normalize_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Check and normalize the options: ``base_url`` is required and written one way."""
         options = super().normalize_options(options)
         if not options.get("base_url"):
             raise GoalcoverError("engine 'openai' needs base_url (--base-url http://HOST:PORT/v1)")
@@ -274,11 +169,13 @@ class OpenAIEngine(Engine):
         return CharCounter(int(limit) if limit else None)
 
     def token_counter(self):
+        """An estimate (the server's tokenizer is not visible) with the context it reports."""
         return self.counter(self.model, {"base_url": self.client.base_url, "api_key_env": self.client.api_key_env,
                                          "max_context_tokens": self.max_context_tokens})
 
     def __init__(self, model: str | None, base_url: str, api_key_env: str | None = None, max_in_flight: int = 8,
-                 timeout: float = 120.0, retries: int = 4, backoff: float = 0.5, structured: str = "auto"):
+                 timeout: float = 120.0, retries: int = 4, backoff: float = 0.5, structured: str = "auto",
+                 thinking: bool = False):
         if structured != "auto":
             structured_fields(structured, {})  # reject an unknown kind now, not at the first request
         self.normalize_options({"base_url": base_url, "max_in_flight": max_in_flight, "timeout": timeout,
@@ -287,6 +184,12 @@ class OpenAIEngine(Engine):
         self.model, self.identity = resolve_server_model(base_url, model, api_key_env)
         self.max_in_flight = int(max_in_flight)
         self.structured = structured
+        self.thinking = bool(thinking)
+        # What this server takes, learnt from its refusals (see _adapt): shared by the request threads.
+        self.top_logprobs = TOP_LOGPROBS
+        self.template_kwargs = not self.thinking  # send chat_template_kwargs={"enable_thinking": false}
+        self.template_kwargs_refused = False
+        self.schema_lengths = True
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid: int | None = None
@@ -295,14 +198,55 @@ class OpenAIEngine(Engine):
     @property
     def pool(self) -> ThreadPoolExecutor:
         # Threads do not survive a fork: a datasets worker that inherited this engine opens its own pool.
+        """The thread pool that keeps at most ``max_in_flight`` requests in flight."""
         if self._pool is None or self._pool_pid != os.getpid():
             self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="goalcover-http")
             self._pool_pid = os.getpid()
         return self._pool
 
-    def _chat(self, chat: Chat, **fields) -> dict:
-        body = {"model": self.model, "messages": list(chat), "temperature": 0.0, **fields}
-        return self.client.request("chat/completions", body)
+    def describe(self) -> dict[str, Any]:
+        """The server and what was learnt of it: ``base_url``, ``structured`` (the parameter in use, or ``auto``
+        before the first generation), ``top_logprobs``, ``thinking``, whether ``chat_template_kwargs`` is sent, and
+        ``max_in_flight``."""
+        return {"base_url": self.client.base_url, "structured": self.structured, "top_logprobs": self.top_logprobs,
+                "thinking": self.thinking, "chat_template_kwargs": NO_THINKING if self.template_kwargs else None,
+                "max_in_flight": self.max_in_flight}
+
+    def _chat(self, chat: Chat, retries: int | None = None, **fields) -> dict:
+        """One chat completion; a field the server refuses (4xx) that can be done without is dropped or lowered, and
+        the request sent again (see :meth:`_adapt`)."""
+        while True:
+            body = {"model": self.model, "messages": list(chat), "temperature": 0.0, **fields}
+            if self.template_kwargs:
+                body["chat_template_kwargs"] = NO_THINKING
+            try:
+                return self.client.request("chat/completions", body, retries=retries)
+            except RequestFailed as err:
+                if err.transient or not self._adapt(str(err).lower(), body, fields):
+                    raise
+
+    def _adapt(self, message: str, body: dict, fields: dict) -> bool:
+        """Learn from the refusal of ``body`` what this server does not take (for every later request too); True
+        when the request may be sent again, ``fields`` changed."""
+        with self._lock:
+            if "chat_template_kwargs" in body and "chat_template_kwargs" in message:
+                self.template_kwargs, self.template_kwargs_refused = False, True
+                logger.info("%s refuses chat_template_kwargs: thinking models cannot be told not to think",
+                            self.client.base_url)
+                return True
+            if "top_logprobs" in fields and ("top_logprobs" in message or "top_n_tokens" in message):
+                if fields["top_logprobs"] <= TOP_LOGPROBS_FALLBACK:
+                    raise EngineMisconfigured(
+                        f"the server at {self.client.base_url} refuses top_logprobs={fields['top_logprobs']} "
+                        f"({message[:200]}); it cannot score in logprobs mode: use mode='generate'")
+                self.top_logprobs = fields["top_logprobs"] = TOP_LOGPROBS_FALLBACK
+                logger.info("%s caps top_logprobs: asking for %d", self.client.base_url, TOP_LOGPROBS_FALLBACK)
+                return True
+            if "response_format" in fields and ("maxlength" in message or "minlength" in message):
+                self.schema_lengths = False
+                fields["response_format"] = strip_lengths(fields["response_format"])
+                return True
+        return False
 
     def _each(self, fn, items: Sequence) -> list:
         """``fn`` over ``items``, ``max_in_flight`` at a time, in order; a request that failed for good gives None."""
@@ -329,11 +273,10 @@ class OpenAIEngine(Engine):
     def _probe(self) -> str:
         tried = []
         for kind in STRUCTURED:
-            body = {"model": self.model, "messages": _PROBE_CHAT, "temperature": 0.0, "max_tokens": 32,
-                    **structured_fields(kind, _PROBE_SCHEMA, "probe")}
             try:
-                reply = self.client.request("chat/completions", body, retries=min(self.client.retries, 1))
-                text = reply["choices"][0]["message"].get("content")
+                reply = self._chat(_PROBE_CHAT, retries=min(self.client.retries, 1), max_tokens=32,
+                                   **structured_fields(kind, _PROBE_SCHEMA, "probe"))
+                text = answer_text(reply["choices"][0]["message"].get("content"))
             except RequestFailed as err:
                 # Down or overloaded says nothing about the parameter. A 500 does: some servers (llama-cpp-python)
                 # answer an unknown response_format type with a 500 rather than a 4xx.
@@ -344,7 +287,7 @@ class OpenAIEngine(Engine):
             except (KeyError, IndexError, TypeError, AttributeError) as err:
                 tried.append(f"{kind}: unreadable reply ({type(err).__name__}: {err})")
                 continue
-            if (_json_object(text) or {}).get("probe") in _PROBE_VALUES:
+            if (json_object(text) or {}).get("probe") in _PROBE_VALUES:
                 logger.info("%s honours structured output through %s", self.client.base_url, kind)
                 return kind
             tried.append(f"{kind}: ignored (replied {str(text)[:60]!r})")
@@ -354,13 +297,15 @@ class OpenAIEngine(Engine):
         )
 
     def generate_json(self, chats: Sequence[Chat], schema: type[BaseModel], max_new_tokens: int) -> list[str | None]:
+        """Schema-constrained generation through the server's structured-output parameter, one request per chat."""
         kind = self._structured_kind()
-        fields = structured_fields(kind, strict_schema(schema), schema.__name__)
 
         def one(chat):
+            wanted = strict_schema(schema) if self.schema_lengths else strip_lengths(strict_schema(schema))
+            fields = structured_fields(kind, wanted, schema.__name__)
             choice = self._chat(chat, max_tokens=max_new_tokens, **fields)["choices"][0]
-            text = choice["message"].get("content")
-            value = _json_object(text)
+            text = answer_text(choice["message"].get("content"))  # never the reasoning (reasoning_content)
+            value = json_object(text)
             if value is not None:
                 return json.dumps(value, ensure_ascii=False)  # re-encoded: control characters escaped
             if choice.get("finish_reason") != "length":
@@ -374,16 +319,20 @@ class OpenAIEngine(Engine):
         return self._each(one, chats)
 
     # ---- digit probabilities -------------------------------------------------------------------------------------
-    def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str]) -> list[list[float] | None]:
-        import math
+    def choice_probs(self, chats: Sequence[Chat], choices: Sequence[str], renormalize: bool = True
+                     ) -> list[list[float] | None]:
+        """Probabilities of ``choices`` among the reply's top first tokens, renormalized over them; with
+        ``renormalize=False`` the mass each choice has among the top tokens (a lower bound of its probability: a
+        choice outside them counts 0). ``None`` where a request failed."""
 
         def one(chat):
-            reply = self._chat(chat, max_tokens=1, logprobs=True, top_logprobs=TOP_LOGPROBS)
-            top = _top_logprobs(reply)
+            reply = self._chat(chat, max_tokens=1, logprobs=True, top_logprobs=self.top_logprobs)
+            top = top_logprobs(reply)
+            self._refuse_reasoning(reply, top, choices)
             if top is None:
                 raise EngineMisconfigured(
                     f"the server at {self.client.base_url} returned no top logprobs for logprobs=true, "
-                    f"top_logprobs={TOP_LOGPROBS}; it cannot score in logprobs mode: use mode='generate'"
+                    f"top_logprobs={self.top_logprobs}; it cannot score in logprobs mode: use mode='generate'"
                 )
             mass = [0.0] * len(choices)
             for token, logprob in top:
@@ -392,23 +341,36 @@ class OpenAIEngine(Engine):
                     mass[choices.index(token)] += math.exp(logprob)
             total = sum(mass)
             if total <= 0:
-                logger.warning("no choice among the top %d tokens (%s)", TOP_LOGPROBS, [t for t, _ in top][:8])
-                return None
-            return [m / total for m in mass]
+                logger.warning("no choice among the top %d tokens (%s)", len(top), [t for t, _ in top][:8])
+            if not renormalize:
+                return mass
+            return [m / total for m in mass] if total > 0 else None
 
         return self._each(one, chats)
 
-
-def _top_logprobs(reply: dict) -> list[tuple[str, float]] | None:
-    """``[(token, logprob)]`` for the first generated token, in the chat format or the legacy completions format."""
-    try:
-        logprobs = reply["choices"][0].get("logprobs") or {}
-    except (KeyError, IndexError, AttributeError):
-        return None
-    content = logprobs.get("content")
-    if content:
-        return [(t["token"], float(t["logprob"])) for t in content[0].get("top_logprobs") or []] or None
-    legacy = logprobs.get("top_logprobs")
-    if legacy and isinstance(legacy[0], dict):
-        return [(t, float(lp)) for t, lp in legacy[0].items()] or None
-    return None
+    def _refuse_reasoning(self, reply: dict, top: list[tuple[str, float]] | None, choices: Sequence[str]) -> None:
+        """Raise :class:`EngineMisconfigured` when a one-token reply starts reasoning instead of answering."""
+        message = reply["choices"][0].get("message") or {}
+        first = first_token(reply)
+        tokens = [t.strip() for t, _ in top or []]
+        if message.get("reasoning_content") or message.get("reasoning"):
+            sign = "the reply carries reasoning_content"
+        elif first is not None and THINK.match(first.strip()):
+            sign = f"its first token is {first.strip()!r}"
+        elif not any(t in choices for t in tokens) and any(THINK.match(t) for t in tokens):
+            sign = f"no choice among its top tokens, but {next(t for t in tokens if THINK.match(t))!r} is"
+        else:
+            return
+        if self.thinking:
+            fix = "leave thinking off (drop thinking=True / --thinking) so requests ask for enable_thinking=false"
+        elif self.template_kwargs_refused:
+            fix = ("this server refuses chat_template_kwargs, so thinking cannot be switched off per request: serve "
+                   "the model with thinking off (a chat template without it, or a non-thinking variant)")
+        else:
+            fix = ("the server ignored chat_template_kwargs enable_thinking=false: serve the model with a chat "
+                   "template that honours it (vLLM and SGLang pass it on; e.g. Qwen3's own) or a non-thinking "
+                   "variant")
+        raise EngineMisconfigured(
+            f"{self.model} at {self.client.base_url} starts its reply by reasoning ({sign}): logprobs mode reads the "
+            f"reply's first token, so it cannot score. Fix: {fix}; or use mode='generate' (--mode generate), which "
+            "reads the answer after the reasoning")

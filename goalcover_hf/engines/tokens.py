@@ -23,6 +23,7 @@ class TokenizerCounter:
         self.context = context
 
     def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character ``(start, end)`` of each token of ``text``."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:  # the Rust tokenizer: offsets, and no "sequence too long" warning on a 1 MB row
             return list(backend.encode(text, add_special_tokens=False).offsets)
@@ -34,6 +35,7 @@ class TokenizerCounter:
         return spans
 
     def count_chat(self, chat: Sequence[dict]) -> int:
+        """Tokens of ``chat`` as the engine renders it (chat template and generation cue included)."""
         if not getattr(self.tokenizer, "chat_template", None):  # the engine renders it (a GGUF's own template)
             return sum(len(self.spans(m["content"])) + CHAT_OVERHEAD for m in chat) + CHAT_OVERHEAD
         # As the transformers engine tokenizes a prompt: the chat template's text, special tokens parsed.

@@ -17,14 +17,17 @@ _ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=Fal
 
 @dataclass(frozen=True)
 class Prompt:
+    """A template of ``goalcover_hf/prompts``: its name and text, in ``{# part: NAME #}`` sections."""
     name: str
     text: str
 
     @property
     def version(self) -> str:
+        """``name@hash`` of the text: part of every fingerprint and cache key that uses it."""
         return f"{self.name}@{hashlib.sha256(self.text.encode()).hexdigest()[:10]}"
 
     def render(self, **values) -> str:
+        """The whole template rendered with ``values``."""
         return _ENV.from_string(self.text).render(**values).strip()
 
     def parts(self) -> list[str]:
@@ -54,6 +57,7 @@ class Prompt:
 
 @lru_cache(maxsize=None)
 def load_prompt(name: str) -> Prompt:
+    """The template ``goalcover_hf/prompts/NAME.j2`` (read once per process)."""
     return Prompt(name, (_DIR / f"{name}.j2").read_text(encoding="utf-8"))
 
 
