@@ -26,7 +26,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from .columns import Judgement
 from .errors import GoalcoverError
@@ -192,35 +192,53 @@ class CachingJudge:
     def __init__(self, judge, cache: PairCache, settings: Mapping[str, Any], batch_size: int = 8):
         self.judge, self.cache, self.settings, self.batch_size = judge, cache, dict(settings), batch_size
 
-    def _as_asked(self, j: Judgement) -> Judgement:
+    def _as_asked(self, j: Judgement, asked: bool | None = None) -> Judgement:
         # a stored explanation these settings do not ask for stays in the cache, out of the result
-        return j if j.explanation is None or self.judge.wants_explanation(j) else Judgement(j.score, j.expected)
+        keep = self.judge.wants_explanation(j) if asked is None else asked
+        return j if j.explanation is None or keep else Judgement(j.score, j.expected)
 
     def owes_explanation(self, j: Judgement) -> bool:
         """Whether a judgement still lacks the explanation the wrapped judge's settings ask for."""
         return self.judge.owes_explanation(j)
 
-    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal]) -> list[list[Judgement]]:
-        """Judge every sample against every subgoal, reading back what the cache holds; returns ``[sample][subgoal]``."""
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal],
+                    explain: Collection[tuple[int, int]] | None = None) -> list[list[Judgement]]:
+        """Judge every sample against every subgoal, reading back what the cache holds; returns ``[sample][subgoal]``.
+
+        ``explain``: the (sample, subgoal) positions that get an explanation (and only those), instead of the ones
+        the judge's settings pick.
+        """
         subgoals = list(subgoals)
         texts = [subgoal_text(sub) for sub in subgoals]
         keys = [[pair_key(self.settings, t, sample) for t in texts] for sample in samples]
         hits = self.cache.get_many(k for row in keys for k in row)
-        results = [[self._as_asked(Judgement(**hits[k])) if k in hits else None for k in row] for row in keys]
-        todo = [i for i, row in enumerate(results) if any(r is None or self.owes_explanation(r) for r in row)]
+        asked = (lambda i, j: None) if explain is None else (lambda i, j: (i, j) in explain)
+        results = [[self._as_asked(Judgement(**hits[k]), asked(i, j)) if k in hits else None
+                     for j, k in enumerate(row)] for i, row in enumerate(keys)]
+
+        def owes(i: int, j: int) -> bool:
+            r = results[i][j]
+            if explain is None:
+                return self.owes_explanation(r)
+            return (i, j) in explain and r.score is not None and r.explanation is None
+
+        todo = [i for i, row in enumerate(results) if any(r is None or owes(i, j) for j, r in enumerate(row))]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             changed = {(i, j) for i in chunk for j, r in enumerate(results[i]) if r is None}
             # only the subgoals some sample of the chunk lacks: editing one subgoal re-asks that one alone
-            asked = sorted({j for _, j in changed})
-            if asked:
-                judged = self.judge.judge_texts([samples[i] for i in chunk], [subgoals[j] for j in asked])
+            asked_subs = sorted({j for _, j in changed})
+            if asked_subs:
+                inner = None if explain is None else {
+                    (n, m) for n, i in enumerate(chunk) for m, j in enumerate(asked_subs) if (i, j) in explain}
+                judged = self.judge.judge_texts([samples[i] for i in chunk], [subgoals[j] for j in asked_subs],
+                                                **({} if inner is None else {"explain": inner}))
                 for i, row in zip(chunk, judged):
-                    for j, new in zip(asked, row):
+                    for j, new in zip(asked_subs, row):
                         if results[i][j] is None:
                             results[i][j] = new
             # scores read back that now owe an explanation (a cached run without them, another threshold)
-            owed = [(n, j) for n, i in enumerate(chunk) for j, r in enumerate(results[i]) if self.owes_explanation(r)]
+            owed = [(n, j) for n, i in enumerate(chunk) for j in range(len(subgoals)) if owes(i, j)]
             if owed:
                 local = [results[i] for i in chunk]
                 self.judge.add_explanations([samples[i] for i in chunk], subgoals, local, owed)

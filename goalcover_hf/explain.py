@@ -22,6 +22,7 @@ from .columns import score_columns
 from .formats import RowRenderer
 
 DEFAULT_PER_SUBGOAL = 64
+EXPLAIN_ROWS = 256  # rows rendered and judged at a time (the pair cache stores every few samples within it)
 
 
 def pick_low_pairs(scores: Sequence[int | None], explained: Sequence[bool], threshold: int, limit: int,
@@ -60,20 +61,26 @@ def explain_sample(dataset, scorer, per_subgoal: int = DEFAULT_PER_SUBGOAL, seed
     Returns:
         The dataset with the chosen pairs' ``gc_<id>_explanation`` filled in.
     """
-    explainer = scorer.replace(explain="all")
     renderer = RowRenderer(columns=dataset.column_names, template=scorer.config.template)
-    new = {}
-    for sub in scorer.spec.subgoals:
-        cols = score_columns(sub.id)
-        explanations = list(dataset[cols["explanation"]])
-        rows = pick_low_pairs(dataset[cols["score"]], [e is not None for e in explanations],
-                              scorer.config.threshold, per_subgoal, seed)
-        if rows:
-            texts = [renderer.render(dataset[k]) for k in rows]
-            for k, [judgement] in zip(rows, explainer.judge_texts(texts, [sub])):
-                explanations[k] = judgement.explanation
-        new[cols["explanation"]] = explanations
+    subgoals = scorer.spec.subgoals
+    columns = {sub.id: score_columns(sub.id) for sub in subgoals}
+    new = {sub.id: list(dataset[columns[sub.id]["explanation"]]) for sub in subgoals}
+    chosen: dict[int, list[str]] = {}  # row -> the subgoals it explains: one reading of the row serves them all
+    for sub in subgoals:
+        for k in pick_low_pairs(dataset[columns[sub.id]["score"]], [e is not None for e in new[sub.id]],
+                                scorer.config.threshold, per_subgoal, seed):
+            chosen.setdefault(k, []).append(sub.id)
+    rows = sorted(chosen)
+    for start in range(0, len(rows), EXPLAIN_ROWS):
+        part = rows[start : start + EXPLAIN_ROWS]
+        texts = [renderer.render(dataset[k]) for k in part]
+        judged = scorer.judge_texts(texts, subgoals, explain=[(n, sid) for n, k in enumerate(part) for sid in chosen[k]])
+        for k, row in zip(part, judged):
+            for sub, judgement in zip(subgoals, row):
+                if sub.id in chosen[k]:
+                    new[sub.id][k] = judgement.explanation
     features = dataset.features
-    for name, values in new.items():
+    for sid, values in new.items():
+        name = columns[sid]["explanation"]
         dataset = dataset.remove_columns(name).add_column(name, values, feature=features[name])
     return dataset.select_columns(list(features))

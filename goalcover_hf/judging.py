@@ -37,7 +37,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Collection, Protocol, Sequence
 
 from .columns import DEFAULT_THRESHOLD, Judgement
 from .errors import GoalcoverError
@@ -326,13 +326,18 @@ class MethodJudge:
             raise ValueError(f"method {method!r} needs calibration offsets")
         self.raw, self.method, self.explain, self.threshold, self.offsets = raw, method, explain, threshold, offsets
 
-    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal]) -> list[list[Judgement]]:
-        """Judge every sample against every subgoal; returns ``[sample][subgoal]``."""
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal],
+                    explain: Collection[tuple[int, int]] | None = None) -> list[list[Judgement]]:
+        """Judge every sample against every subgoal; returns ``[sample][subgoal]``.
+
+        ``explain``: the (sample, subgoal) positions to explain, instead of those the ``explain`` setting picks.
+        """
         subgoals = list(subgoals)
         judged = judge(self.raw, samples, subgoals, self.base)
         if self.cal:
             judged = apply_calibration(judged, subgoals, self.offsets(subgoals))
-        wanted = [(i, j) for i, row in enumerate(judged) for j, one in enumerate(row) if self.owes_explanation(one)]
+        wanted = [(i, j) for i, row in enumerate(judged) for j, one in enumerate(row)
+                  if (self.owes_explanation(one) if explain is None else (i, j) in explain and one.score is not None)]
         self.add_explanations(samples, subgoals, judged, wanted)
         return judged
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .cache import CachingJudge, PairCache, subgoal_text
 from .columns import (DEFAULT_THRESHOLD, FIELD_TYPES, TRUNCATED_COLUMN, TRUNCATED_TYPE, Judgement, arrow_type,
@@ -253,20 +253,33 @@ class Scorer:
         budget = self.sample_budget(subgoals)
         return [fit_text(escape_sample(s), budget, self.counter) for s in samples]
 
-    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None) -> list[list[Judgement]]:
+    def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal] | None = None,
+                    explain: Iterable[tuple[int, str]] | None = None) -> list[list[Judgement]]:
         """Judge rendered sample texts against subgoals with the scorer's method; returns ``[sample][subgoal]``.
 
         Samples longer than the judge's context are cut in the middle first (a warning says how many). Pairs
         already in the pair cache are read back (the model is not loaded when all are); the others are computed in
         batches, each stored as soon as it is done.
+
+        Args:
+            explain (*optional*): ``(sample index, subgoal id)`` pairs to explain, and no others, instead of the
+                pairs the ``explain`` setting picks (``logprobs`` mode). A sample's pairs share one reading of it.
         """
         subgoals = list(subgoals or self.spec.subgoals)
+        if explain is not None:
+            where = {sub.id: j for j, sub in enumerate(subgoals)}
+            explain = set(explain)
+            unknown = sorted({sid for _, sid in explain} - set(where))
+            if unknown:
+                raise GoalcoverError(f"explain: subgoal(s) {unknown} are not among those judged ({sorted(where)})")
+            explain = {(int(i), where[sid]) for i, sid in explain}
         fitted = self.fit_samples(samples, subgoals)
         cut = sum(1 for _, n in fitted if n)
         if cut:
             logger.warning("%d of %d samples were longer than the judge's context (%s tokens) and were cut in the "
                            "middle (%s)", cut, len(fitted), self.context_tokens, MARKER.format(n="N"))
-        return self._judge.judge_texts([text for text, _ in fitted], subgoals)
+        extra = {} if explain is None else {"explain": explain}
+        return self._judge.judge_texts([text for text, _ in fitted], subgoals, **extra)
 
     # ---- datasets.map entry point ------------------------------------------------------------------------------------
     def __call__(self, batch, indices: Sequence[int] | None = None):
