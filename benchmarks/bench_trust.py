@@ -66,17 +66,19 @@ LOGIT_AT_THRESHOLD = float(np.log(0.625 / 0.375))  # 1 + 4 sigmoid(x) = 3.5, whe
 
 
 # ---- judges ----------------------------------------------------------------------------------------------------------
-def controlled_judge(truth: dict[str, list[int]], seed: int = 0) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+def controlled_judge(truth: dict[str, list[int]], seed: int = 0, separation: float = CONTROLLED["separation"]
+                     ) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
     """The synthetic judge: ``(expected, scores)`` per subgoal, ranking well but with its threshold far off.
 
-    A row's latent is ``separation * truth + N(0, 1)`` (AUC about 0.92); ``q`` is the latent's quantile at which the
-    share of rows reaching score 4 is the true coverage plus ``bias`` (rare subgoals) or minus it (common ones).
+    A row's latent is ``separation * truth + N(0, 1)`` (AUC Phi(separation / sqrt(2)): about 0.92 at the default 2,
+    0.71 at 0.8, 0.96 at 2.5); ``q`` is the latent's quantile at which the share of rows reaching score 4 is the true
+    coverage plus ``bias`` (rare subgoals) or minus it (common ones).
     """
     expected, scores = {}, {}
     for sub, values in truth.items():
         y = np.asarray(values, dtype=float)
         rng = np.random.default_rng([seed, zlib.crc32(sub.encode("utf-8"))])
-        latent = CONTROLLED["separation"] * y + rng.normal(size=len(y))
+        latent = separation * y + rng.normal(size=len(y))
         share = y.mean()
         raw = share + CONTROLLED["bias"] if share < 0.5 else share - CONTROLLED["bias"]
         q = np.quantile(latent, 1 - float(np.clip(raw, 0.02, 0.98)))
@@ -273,6 +275,8 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--seeds", type=int, default=200, help="label draws per n (default 200)")
     p.add_argument("--no-uniform", action="store_true", help="skip the uniform-draw variant")
     p.add_argument("--judge-seed", type=int, default=0, help="seed of the controlled judge (default 0)")
+    p.add_argument("--separation", type=float, default=CONTROLLED["separation"],
+                   help=f"how far the controlled judge's latent moves with the truth (default {CONTROLLED['separation']})")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"score cache folder (default {DEFAULT_CACHE})")
     p.add_argument("--chunk", type=int, default=8, help="rows scored between cache saves (default 8)")
     p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="score that counts as covered (default 4)")
@@ -289,9 +293,9 @@ def main(argv: Sequence[str] | None = None, scorer=None) -> int:
     rows, spec, truth = trust_truth.load_truth(args.n_rows, args.row_seed)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if scorer is None and args.judge == "controlled":
-        expected, scores = controlled_judge(truth, args.judge_seed)
+        expected, scores = controlled_judge(truth, args.judge_seed, args.separation)
         head = {"judge": "controlled", "model": None, "engine": None,
-                "judge_settings": CONTROLLED | {"seed": args.judge_seed}}
+                "judge_settings": CONTROLLED | {"separation": args.separation, "seed": args.judge_seed}}
         info = {"cache": None, "score_seconds": 0.0}
     else:
         name = args.judge if scorer is not None or args.judge == "embedded" else Path(args.judge).name
