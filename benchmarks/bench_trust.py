@@ -17,8 +17,10 @@ width and how often it contains the truth (``labels_only_*``); and, where calibr
 interval quantile (``mean_lam``, ``mean_quantile``). With n=0 the estimate is the raw figure with its sampling interval
 (zero width when every row was scored): what a user without labels sees. The ``uniform`` block repeats the calibrated
 figures with the n labels drawn uniformly instead of stratified. Each subgoal also gets the judge's AUC (its expected
-score against the truth); the line's figures are the subgoals' averages, ``width_ratio`` = mean_width /
-labels_only_width.
+score against the truth) and the oracle bound on the width ratio (``oracle_width_ratio``,
+``oracle_neyman_width_ratio``: see :func:`oracle_width_ratios`; computed in sample from the truth of every row, so
+optimistic: no estimator can do better with these scores, and a real one, with 10-40 labels, does worse); the line's
+figures are the subgoals' averages, ``width_ratio`` = mean_width / labels_only_width.
 
 Judges (``--judge``):
     controlled   a synthetic judge, no model: expected = 1 + 4 sigmoid(slope (2 truth + noise - q)), with q placed per
@@ -52,7 +54,7 @@ sys.path.insert(0, str(HERE))
 import trust_truth  # noqa: E402
 
 from goalcover_hf.agreement import auc  # noqa: E402
-from goalcover_hf.calibration import score_strata  # noqa: E402
+from goalcover_hf.calibration import isotonic_fit, score_strata  # noqa: E402
 from goalcover_hf.columns import DEFAULT_THRESHOLD  # noqa: E402
 from goalcover_hf.errors import GoalcoverError  # noqa: E402
 from goalcover_hf.files import atomic_write_text  # noqa: E402
@@ -173,6 +175,31 @@ def uniform_pairs(expected: dict[str, Sequence[float | None]], n: int, seed: int
     return pairs
 
 
+def oracle_width_ratios(expected: Sequence[float], truth: Sequence[int]) -> tuple[float | None, float | None]:
+    """How narrow, relative to labels alone, any interval that uses the judge's scores as a covariate could get.
+
+    A monotone curve (isotonic, increasing or decreasing, whichever fits better) is fitted in sample on the truth of
+    every row, the best calibration there could be: an optimistic bound, since no estimator knows the truth of the
+    rows it has not labelled. With it, a label's variance left over is ``E[p(s)(1 - p(s))]`` against the label
+    variance ``p(1 - p)``, so the width ratio is at best the square root of their ratio; with labels allocated to
+    score levels by Neyman allocation, at best ``E[sqrt(p(s)(1 - p(s)))] / sqrt(p(1 - p))``.
+
+    Returns:
+        ``(ratio, neyman_ratio)``, None when the truth has one class only.
+    """
+    e, y = np.asarray(expected, dtype=float), np.asarray(truth, dtype=float)
+    if y.min() == y.max():
+        return None, None
+
+    def fitted(x):
+        xs, values = isotonic_fit(x, y)
+        return values[np.searchsorted(xs, x)]
+
+    p = min((fitted(e), fitted(-e)), key=lambda f: float(np.mean((y - f) ** 2)))
+    sd = float(np.sqrt(y.mean() * (1 - y.mean())))
+    return float(np.sqrt(np.mean(p * (1 - p)))) / sd, float(np.mean(np.sqrt(p * (1 - p)))) / sd
+
+
 def _estimates(expected, scores, truth, pairs, threshold, seed):
     labels = {(r, s): int(truth[s][r]) for r, s in pairs}
     return calibrated_coverage(expected, labels, threshold=threshold, scores=scores, seed=seed)
@@ -213,7 +240,9 @@ def measure(expected: dict, scores: dict, truth: dict, n: int, seeds: int, thres
     out = {}
     for s, a in acc.items():
         y = [t for t, e in zip(truth[s], expected[s]) if e is not None]
+        oracle, neyman = oracle_width_ratios([e for e in expected[s] if e is not None], y)
         out[s] = {"true": true[s], "raw": raw[s], "auc": auc([e for e in expected[s] if e is not None], y),
+                  "oracle_width_ratio": oracle, "oracle_neyman_width_ratio": neyman,
                   "error_raw": abs(raw[s] - true[s]), "error_estimate": np.mean(a["err"]),
                   "bias_estimate": np.mean(a["signed"]),
                   "coverage_rate": np.mean(a["hit"]), "mean_width": np.mean(a["width"]),
@@ -248,6 +277,8 @@ def summarize(per: dict[str, dict[str, Any]]) -> dict[str, Any]:
         line["uniform"] = {k: avg(k, "uniform") for k in ("error_estimate", "coverage_rate", "mean_width")}
         line["uniform"]["width_ratio"] = _r(line["uniform"]["mean_width"] / line["labels_only_width"])
     line["auc_mean"] = avg("auc")
+    line["oracle_width_ratio"], line["oracle_neyman_width_ratio"] = avg("oracle_width_ratio"), avg(
+        "oracle_neyman_width_ratio")
     line["per_subgoal"] = {s: {k: ({kk: _r(vv) for kk, vv in v.items()} if isinstance(v, dict) else _r(v))
                                for k, v in p.items()} for s, p in per.items()}
     return line
