@@ -17,8 +17,10 @@ width and how often it contains the truth (``labels_only_*``); and, where calibr
 interval quantile (``mean_lam``, ``mean_quantile``). With n=0 the estimate is the raw figure with its sampling interval
 (zero width when every row was scored): what a user without labels sees. The ``uniform`` block repeats the calibrated
 figures with the n labels drawn uniformly instead of stratified. Each subgoal also gets the judge's AUC (its expected
-score against the truth); the line's figures are the subgoals' averages, ``width_ratio`` = mean_width /
-labels_only_width.
+score against the truth) and the oracle bound on the width ratio (``oracle_width_ratio``,
+``oracle_neyman_width_ratio``: see :func:`oracle_width_ratios`; computed in sample from the truth of every row, so
+optimistic: no estimator can do better with these scores, and a real one, with 10-40 labels, does worse); the line's
+figures are the subgoals' averages, ``width_ratio`` = mean_width / labels_only_width.
 
 Judges (``--judge``):
     controlled   a synthetic judge, no model: expected = 1 + 4 sigmoid(slope (2 truth + noise - q)), with q placed per
@@ -52,7 +54,7 @@ sys.path.insert(0, str(HERE))
 import trust_truth  # noqa: E402
 
 from goalcover_hf.agreement import auc  # noqa: E402
-from goalcover_hf.calibration import score_strata  # noqa: E402
+from goalcover_hf.calibration import isotonic_fit, score_strata  # noqa: E402
 from goalcover_hf.columns import DEFAULT_THRESHOLD  # noqa: E402
 from goalcover_hf.errors import GoalcoverError  # noqa: E402
 from goalcover_hf.files import atomic_write_text  # noqa: E402
@@ -66,17 +68,19 @@ LOGIT_AT_THRESHOLD = float(np.log(0.625 / 0.375))  # 1 + 4 sigmoid(x) = 3.5, whe
 
 
 # ---- judges ----------------------------------------------------------------------------------------------------------
-def controlled_judge(truth: dict[str, list[int]], seed: int = 0) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+def controlled_judge(truth: dict[str, list[int]], seed: int = 0, separation: float = CONTROLLED["separation"]
+                     ) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
     """The synthetic judge: ``(expected, scores)`` per subgoal, ranking well but with its threshold far off.
 
-    A row's latent is ``separation * truth + N(0, 1)`` (AUC about 0.92); ``q`` is the latent's quantile at which the
-    share of rows reaching score 4 is the true coverage plus ``bias`` (rare subgoals) or minus it (common ones).
+    A row's latent is ``separation * truth + N(0, 1)`` (AUC Phi(separation / sqrt(2)): about 0.92 at the default 2,
+    0.71 at 0.8, 0.96 at 2.5); ``q`` is the latent's quantile at which the share of rows reaching score 4 is the true
+    coverage plus ``bias`` (rare subgoals) or minus it (common ones).
     """
     expected, scores = {}, {}
     for sub, values in truth.items():
         y = np.asarray(values, dtype=float)
         rng = np.random.default_rng([seed, zlib.crc32(sub.encode("utf-8"))])
-        latent = CONTROLLED["separation"] * y + rng.normal(size=len(y))
+        latent = separation * y + rng.normal(size=len(y))
         share = y.mean()
         raw = share + CONTROLLED["bias"] if share < 0.5 else share - CONTROLLED["bias"]
         q = np.quantile(latent, 1 - float(np.clip(raw, 0.02, 0.98)))
@@ -171,6 +175,31 @@ def uniform_pairs(expected: dict[str, Sequence[float | None]], n: int, seed: int
     return pairs
 
 
+def oracle_width_ratios(expected: Sequence[float], truth: Sequence[int]) -> tuple[float | None, float | None]:
+    """How narrow, relative to labels alone, any interval that uses the judge's scores as a covariate could get.
+
+    A monotone curve (isotonic, increasing or decreasing, whichever fits better) is fitted in sample on the truth of
+    every row, the best calibration there could be: an optimistic bound, since no estimator knows the truth of the
+    rows it has not labelled. With it, a label's variance left over is ``E[p(s)(1 - p(s))]`` against the label
+    variance ``p(1 - p)``, so the width ratio is at best the square root of their ratio; with labels allocated to
+    score levels by Neyman allocation, at best ``E[sqrt(p(s)(1 - p(s)))] / sqrt(p(1 - p))``.
+
+    Returns:
+        ``(ratio, neyman_ratio)``, None when the truth has one class only.
+    """
+    e, y = np.asarray(expected, dtype=float), np.asarray(truth, dtype=float)
+    if y.min() == y.max():
+        return None, None
+
+    def fitted(x):
+        xs, values = isotonic_fit(x, y)
+        return values[np.searchsorted(xs, x)]
+
+    p = min((fitted(e), fitted(-e)), key=lambda f: float(np.mean((y - f) ** 2)))
+    sd = float(np.sqrt(y.mean() * (1 - y.mean())))
+    return float(np.sqrt(np.mean(p * (1 - p)))) / sd, float(np.mean(np.sqrt(p * (1 - p)))) / sd
+
+
 def _estimates(expected, scores, truth, pairs, threshold, seed):
     labels = {(r, s): int(truth[s][r]) for r, s in pairs}
     return calibrated_coverage(expected, labels, threshold=threshold, scores=scores, seed=seed)
@@ -211,7 +240,9 @@ def measure(expected: dict, scores: dict, truth: dict, n: int, seeds: int, thres
     out = {}
     for s, a in acc.items():
         y = [t for t, e in zip(truth[s], expected[s]) if e is not None]
+        oracle, neyman = oracle_width_ratios([e for e in expected[s] if e is not None], y)
         out[s] = {"true": true[s], "raw": raw[s], "auc": auc([e for e in expected[s] if e is not None], y),
+                  "oracle_width_ratio": oracle, "oracle_neyman_width_ratio": neyman,
                   "error_raw": abs(raw[s] - true[s]), "error_estimate": np.mean(a["err"]),
                   "bias_estimate": np.mean(a["signed"]),
                   "coverage_rate": np.mean(a["hit"]), "mean_width": np.mean(a["width"]),
@@ -246,6 +277,8 @@ def summarize(per: dict[str, dict[str, Any]]) -> dict[str, Any]:
         line["uniform"] = {k: avg(k, "uniform") for k in ("error_estimate", "coverage_rate", "mean_width")}
         line["uniform"]["width_ratio"] = _r(line["uniform"]["mean_width"] / line["labels_only_width"])
     line["auc_mean"] = avg("auc")
+    line["oracle_width_ratio"], line["oracle_neyman_width_ratio"] = avg("oracle_width_ratio"), avg(
+        "oracle_neyman_width_ratio")
     line["per_subgoal"] = {s: {k: ({kk: _r(vv) for kk, vv in v.items()} if isinstance(v, dict) else _r(v))
                                for k, v in p.items()} for s, p in per.items()}
     return line
@@ -273,6 +306,8 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--seeds", type=int, default=200, help="label draws per n (default 200)")
     p.add_argument("--no-uniform", action="store_true", help="skip the uniform-draw variant")
     p.add_argument("--judge-seed", type=int, default=0, help="seed of the controlled judge (default 0)")
+    p.add_argument("--separation", type=float, default=CONTROLLED["separation"],
+                   help=f"how far the controlled judge's latent moves with the truth (default {CONTROLLED['separation']})")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"score cache folder (default {DEFAULT_CACHE})")
     p.add_argument("--chunk", type=int, default=8, help="rows scored between cache saves (default 8)")
     p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="score that counts as covered (default 4)")
@@ -289,9 +324,9 @@ def main(argv: Sequence[str] | None = None, scorer=None) -> int:
     rows, spec, truth = trust_truth.load_truth(args.n_rows, args.row_seed)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if scorer is None and args.judge == "controlled":
-        expected, scores = controlled_judge(truth, args.judge_seed)
+        expected, scores = controlled_judge(truth, args.judge_seed, args.separation)
         head = {"judge": "controlled", "model": None, "engine": None,
-                "judge_settings": CONTROLLED | {"seed": args.judge_seed}}
+                "judge_settings": CONTROLLED | {"separation": args.separation, "seed": args.judge_seed}}
         info = {"cache": None, "score_seconds": 0.0}
     else:
         name = args.judge if scorer is not None or args.judge == "embedded" else Path(args.judge).name

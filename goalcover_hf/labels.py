@@ -31,7 +31,7 @@ logger = get_logger(__name__)
 LABELS_FILE = "labels.jsonl"
 SOURCES = ("session", "import")
 CUT_SHORT = "cut_short"  # key of the record that marks the line before it as a write cut short
-EQUAL_SHARE = 0.25
+MIN_PER_LEVEL = 1  # labels every score level the rows reach gets, whatever its size
 
 
 class LabelsError(GoalcoverError):
@@ -251,11 +251,18 @@ class Labels:
 
 
 def _allocate(sizes: Sequence[int], total: int) -> list[int]:
-    """Split ``total`` labels over strata of ``sizes`` rows: half equally (every score level is seen), half in
-    proportion to size (so weights stay moderate), never more than a stratum holds."""
+    """Split ``total`` labels over strata of ``sizes`` rows: ``MIN_PER_LEVEL`` each (every score level is seen), the
+    rest so that each stratum's count comes as close as it can to its share of the rows, never more than it holds.
+
+    Proportional allocation: each label stands for about as many rows as any other, the most precise split while
+    nothing is known yet of how much the strata vary; labels spent on oversampling small strata are lost to the rest.
+    """
     total = min(total, sum(sizes))
-    share = [total * EQUAL_SHARE / len(sizes) + total * (1 - EQUAL_SHARE) * s / sum(sizes) for s in sizes]
-    alloc = [min(int(w), s) for w, s in zip(share, sizes)]
+    share = [total * s / sum(sizes) for s in sizes]
+    alloc = [min(MIN_PER_LEVEL, s) for s in sizes]
+    while sum(alloc) > total:  # fewer labels than levels: the levels furthest above their share go without
+        over = max((i for i, a in enumerate(alloc) if a), key=lambda i: (alloc[i] - share[i], -sizes[i]))
+        alloc[over] -= 1
     while sum(alloc) < total:
         room = [i for i, s in enumerate(sizes) if alloc[i] < s]
         best = max(room, key=lambda i: (share[i] - alloc[i], sizes[i]))
@@ -273,10 +280,12 @@ def pick_pairs(
     """Which (row, subgoal) pairs to ask a person about next.
 
     For each subgoal, ``per_subgoal`` labels in all (those already given count) are spread over the judge's score
-    levels 1..5: half equally, half by how many rows each level holds, so pairs the judge thinks support the subgoal
-    and pairs it thinks do not are both seen. Within a level, rows are taken in a seeded random order, so the labels
-    of a level are a uniform sample of it (what the calibrated coverage assumes) and a second session with the same
-    seed continues the plan where the first stopped.
+    levels 1..5: at least one in every level the rows reach (when there are as many labels as levels), so pairs the
+    judge thinks support the subgoal and pairs it thinks do not are both seen, and the rest in proportion to how many
+    rows each level holds (each label then stands for about as many rows as any other, which keeps the calibrated
+    coverage's interval narrow). Within a level, rows are taken in a seeded random order, so the labels of a level are
+    a uniform sample of it (what the calibrated coverage assumes) and a second session with the same seed continues
+    the plan where the first stopped.
 
     Args:
         scores_by_subgoal: per subgoal, the judge's expected score of each row (None: no score; never picked).

@@ -12,8 +12,17 @@ What a subgoal's coverage rests on decides the estimate:
 The estimand is the coverage of the dataset's own rows (a finite population), so the labelled rows, drawn from the
 scored rows, get a finite-population correction, and the scored rows, when only a seeded uniform sample of the dataset
 was scored, add their own sampling term (two-phase sampling). Labels are picked stratified by score level
-(:func:`goalcover_hf.labels.pick_pairs`), so the rectifier is a stratified mean with each level weighted by its share of
-the rows (post-stratification: labels imported from elsewhere are weighted the same way).
+(:func:`goalcover_hf.labels.pick_pairs`: at least one per level, the rest in proportion to the levels' rows), so the
+rectifier is a stratified mean with each level weighted by its share of the rows (post-stratification: labels imported
+from elsewhere are weighted the same way).
+
+The estimate's variance is estimated level by level from the labels' own spread plus :data:`PRIOR_LABELS`
+pseudo-labels at the variance the calibrated predictions imply (a level's two or three labels alone say little about
+its variance, and a few that agree would claim none). The interval is the Wilson score interval at the estimate's
+effective number of labels, ``p (1 - p) / variance``, with the normal quantile: like the labels' own Wilson interval it
+bends away from 0 and 1, where a draw that comes out low also claims a small variance. When every label of a subgoal
+gives the same answer, the labels show neither the judge's ranking nor any variance, and the interval is widened to at
+least the Wilson interval those labels would give on their own.
 
 Example:
     >>> est = calibrated_coverage({"cites": expected}, labels.pairs(), target=0.2)["cites"]
@@ -24,101 +33,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .calibration import cross_fit, labelled_positions, score_array, score_strata
 from .columns import DEFAULT_THRESHOLD
+from .intervals import (  # noqa: F401  (DECISIONS, normal_quantile, wilson_interval: re-exported)
+    DECISIONS,
+    fpc,
+    gap_decision,
+    normal_quantile,
+    t_quantile,
+    wilson_bounds,
+    wilson_interval,
+)
 
-FLOOR_BELOW = 2  # a stratum's labels with fewer of one class than this do not show its variance
+# Each stratum's variance is estimated as if this many more labels had shown what the calibrated predictions imply
+# (the variance analogue of Agresti-Coull's pseudo-observations): two or three labels alone do not show a variance.
+PRIOR_LABELS = 2.0
 MIN_LABELS = 10  # fewer labels on a subgoal and the normal approximation behind its interval is not to be trusted
-DECISIONS = ("gap", "covered", "uncertain", "no evidence")
 WORST_CASE_VARIANCE = 0.25  # of a 0/1 label: what planning assumes before the labels say better
-
-
-def normal_quantile(confidence: float) -> float:
-    """The two-sided normal quantile for ``confidence`` (1.96 for 0.95)."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
-def t_quantile(confidence: float, df: float) -> float:
-    """The two-sided Student's t quantile for ``confidence`` with ``df`` degrees of freedom (normal for infinite)."""
-    if math.isinf(df):
-        return normal_quantile(confidence)
-    from scipy.special import stdtrit  # scipy comes with scikit-learn; scipy.special loads much faster than .stats
-
-    return float(stdtrit(max(df, 1.0), 0.5 + confidence / 2))
-
-
-def _fpc(n: int, population: int | None) -> float:
-    """The finite-population correction (N - n) / (N - 1) of a uniform sample of ``n`` rows out of ``population``."""
-    if population is None or population <= 1:
-        return 1.0
-    if n > population:
-        raise ValueError(f"a sample of {n} rows cannot come from {population} rows")
-    return (population - n) / (population - 1)
-
-
-def wilson_interval(k: int, n: int, confidence: float = 0.95, population: int | None = None) -> tuple[float, float]:
-    """Wilson score interval for a proportion ``k / n``.
-
-    Args:
-        k: successes.
-        n: trials; 0 gives the uninformative (0.0, 1.0).
-        confidence (`float`, defaults to 0.95): the interval's confidence level.
-        population (`int`, *optional*): when the ``n`` trials are a uniform sample without replacement of this many
-            rows, the interval is for the proportion in those rows (finite-population correction: it shrinks to the
-            point when ``n == population``).
-
-    Returns:
-        (low, high), within [0, 1].
-
-    Example:
-        >>> wilson_interval(8, 10)
-        (0.49016..., 0.94331...)
-    """
-    if n == 0:
-        return 0.0, 1.0
-    if not 0 <= k <= n:
-        raise ValueError(f"wilson_interval: k={k} is not between 0 and n={n}")
-    p = k / n
-    fpc = _fpc(n, population)
-    if fpc == 0:
-        return p, p
-    m = n / fpc  # the sample size a with-replacement sample would need for the same variance
-    z = normal_quantile(confidence)
-    centre = (p + z * z / (2 * m)) / (1 + z * z / m)
-    half = z / (1 + z * z / m) * math.sqrt(p * (1 - p) / m + z * z / (4 * m * m))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def gap_decision(low: float | None, high: float | None, target: float, n: int | None = None) -> str:
-    """What an interval says about a subgoal against the coverage it should reach.
-
-    Args:
-        low, high: the coverage interval (None: there is none).
-        target: the coverage below which a subgoal is a gap.
-        n (`int`, *optional*): rows the interval rests on; 0 means there is no evidence either way.
-
-    Returns:
-        ``"gap"`` (upper bound below ``target``), ``"covered"`` (lower bound at or above it), ``"uncertain"`` (the
-        interval straddles it) or ``"no evidence"``.
-
-    Example:
-        >>> gap_decision(0.02, 0.15, target=0.2)
-        'gap'
-    """
-    if n == 0 or low is None or high is None:
-        return "no evidence"
-    if high < target:
-        return "gap"
-    if low >= target:
-        return "covered"
-    return "uncertain"
 
 
 @dataclass
@@ -167,6 +102,12 @@ def _var(x: np.ndarray, ddof: int) -> float:
     return float(np.var(x, ddof=ddof)) if len(x) > ddof else 0.0
 
 
+def _implied_var(f: np.ndarray, lam: float) -> float:
+    """The variance of ``y - lam * f`` over rows whose 0/1 label ``y`` has probability ``f`` (calibrated
+    predictions): ``mean(f(1-f)) + (1-lam)^2 var(f)``."""
+    return float(np.mean(f * (1 - f))) + (1 - lam) ** 2 * _var(f, 0) if len(f) else 0.0
+
+
 def ppi_mean(
     y: Sequence[float],
     yhat: Sequence[float],
@@ -176,7 +117,7 @@ def ppi_mean(
     strata: Sequence[int] | None = None,
     strata_all: Sequence[int] | None = None,
     finite: bool = False,
-    floor: bool = False,
+    prior_labels: float = 0.0,
     ddof: int = 1,
     satterthwaite: bool = False,
     confidence: float = 0.95,
@@ -194,19 +135,23 @@ def ppi_mean(
             averaged per row (cross-PPI).
         lam (`float`, *optional*): a fixed power-tuning weight: 1 is plain PPI, 0 the labels-only (classical) mean.
         strata, strata_all (*optional*): the stratum of each labelled and each unlabelled item; a stratum with fewer
-            than ``ddof + 1`` labels is merged into a neighbour.
+            than ``ddof + 1`` labels (without ``prior_labels``; with them, without a label) is merged into a
+            neighbour.
         finite (`bool`, defaults to False): the target is the mean over the items of ``yhat_all`` themselves, the
             labelled items being a sample without replacement of them: the imputed mean then has no sampling error
             and each stratum's rectifier gets a finite-population correction. False: both samples are i.i.d. draws
             from one distribution, whose mean is the target (the setting of the PPI papers).
-        floor (`bool`, defaults to False): for probabilities as predictions of 0/1 labels: in a stratum whose labels
-            hold fewer than 2 of either class, never estimate the rectifier variance below what calibrated predictions
-            imply, ``mean(f(1-f)) + (1-lam)^2 var(f)``: labels that happen to agree (a rare class not drawn) must not
-            claim zero variance.
-        ddof (`int`, defaults to 1): delta degrees of freedom of the variances; 0 reproduces the reference
-            implementation (ppi_py) exactly.
-        satterthwaite (`bool`, defaults to False): use Student's t with Welch-Satterthwaite degrees of freedom instead
-            of the normal quantile (better with few labels per stratum).
+        prior_labels (`float`, defaults to 0): for probabilities as predictions of 0/1 labels: estimate each
+            stratum's rectifier variance as if this many more labels had shown the variance calibrated predictions
+            imply over the stratum's rows, ``v = mean(f(1-f)) + (1-lam)^2 var(f)``: ``(SS + prior_labels * v) /
+            (n_h - ddof + prior_labels)``, ``SS`` the labels' sum of squared deviations. A few labels that happen to
+            agree (a rare class not drawn) then do not claim zero variance, a stratum with a single label stands on
+            its own, and as labels accumulate they outweigh the predictions. The degrees of freedom of the stratum's
+            variance grow by the same count.
+        ddof (`int`, defaults to 1): delta degrees of freedom of the variances; 0 (without ``prior_labels``)
+            reproduces the reference implementation (ppi_py) exactly.
+        satterthwaite (`bool`, defaults to False): use Student's t with Welch-Satterthwaite degrees of freedom (each
+            stratum's variance with ``n_h - 1 + prior_labels``) instead of the normal quantile.
         confidence (`float`, defaults to 0.95): the interval's confidence level.
 
     Returns:
@@ -227,16 +172,18 @@ def ppi_mean(
         raise ValueError(f"ppi_mean: needs more than {ddof} labels and at least one unlabelled item (got {n}, {big_n})")
     strata = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
     strata_all = np.zeros(big_n, dtype=int) if strata_all is None else np.asarray(strata_all)
-    g, g_all = _merge_strata(strata, strata_all, ddof + 1)
+    if prior_labels < 0:
+        raise ValueError(f"ppi_mean: prior_labels must be >= 0, not {prior_labels}")
+    g, g_all = _merge_strata(strata, strata_all, 1 if prior_labels > 0 else ddof + 1)
     parts = []  # per stratum: (weight of its variance terms, labelled mask, rows mask)
     for h in np.unique(np.concatenate([g, g_all])).tolist():
         lab, rows = g == h, g_all == h
         n_h, big_n_h = int(lab.sum()), int(rows.sum())
-        fpc = max(0.0, 1 - n_h / big_n_h) if finite and big_n_h else 1.0
-        parts.append(((big_n_h / big_n) ** 2 * fpc / n_h, lab, rows))
+        correction = max(0.0, 1 - n_h / big_n_h) if finite and big_n_h else 1.0
+        parts.append(((big_n_h / big_n) ** 2 * correction / n_h, lab, rows))
     if lam is None:
         num = sum(c * np.sum((y[m] - y[m].mean()) * (yhat[m] - yhat[m].mean())) / (m.sum() - ddof)
-                  for c, m, _ in parts)
+                  for c, m, _ in parts if m.sum() > ddof)  # a stratum's single label shows no covariance
         den = sum(c * _var(np.concatenate([yhat[m], f_all[r]]), 1) for c, m, r in parts)
         if not finite:
             den += _var(np.concatenate([yhat, f_all]), 1) / big_n
@@ -247,17 +194,18 @@ def ppi_mean(
     terms = []  # per stratum: (its share of the rectifier variance, its labels), for the degrees of freedom
     for c, m, r in parts:
         estimate += float(r.sum()) / big_n * float(resid[m].mean())
-        var_h = _var(resid[m], ddof)
-        if floor and r.any() and min(y[m].sum(), m.sum() - y[m].sum()) < FLOOR_BELOW:
-            f = f_all[r]
-            var_h = max(var_h, float(np.mean(f * (1 - f))) + (1 - lam) ** 2 * _var(f, 0))
+        ss = float(np.sum((resid[m] - resid[m].mean()) ** 2))
+        prior = prior_labels * _implied_var(f_all[r], lam) if prior_labels else 0.0
+        dof = int(m.sum()) - ddof + prior_labels
+        var_h = (ss + prior) / dof if dof > 0 else 0.0
         rectifier_var += c * var_h
-        terms.append((c * var_h, int(m.sum())))
+        terms.append((c * var_h, int(m.sum()) - 1 + prior_labels))
     imputed_var = 0.0 if finite else lam ** 2 * _var(f_all, 0) / big_n
     se = math.sqrt(rectifier_var + imputed_var)
     q = normal_quantile(confidence)
     if satterthwaite:
-        df = rectifier_var ** 2 / sum(v ** 2 / (k - 1) for v, k in terms if k > 1) if rectifier_var > 0 else math.inf
+        den = sum(v ** 2 / k for v, k in terms if k > 0)
+        df = rectifier_var ** 2 / den if rectifier_var > 0 and den > 0 else math.inf
         q = t_quantile(confidence, df)
     return PPIResult(estimate, estimate - q * se, estimate + q * se, se, lam, n, big_n, rectifier_var, imputed_var, q)
 
@@ -277,7 +225,7 @@ class CoverageEstimate:
         judge_coverage, judge_low, judge_high: share of scored rows at or above the threshold, with its sampling
             interval.
         lam: PPI++ power-tuning weight (None unless calibrated).
-        quantile: the multiplier of the standard error in the calibrated interval (Student's t).
+        quantile: the multiplier of the standard error in the calibrated (Wilson) interval: the normal quantile.
         rectifier_var, sampling_var: the parts of the estimate's variance due to the labels and to the row sample.
         confidence: the intervals' confidence level.
         notes: plain sentences on what limits the figure.
@@ -379,7 +327,7 @@ def calibrated_coverage(
         est.judge_coverage = p
         est.judge_low, est.judge_high = wilson_interval(k, big_n, confidence, population)
         est.labelled, est.positives = len(labelled[sub][0]), int(sum(labelled[sub][1]))
-        sampling = _fpc(big_n, population) / big_n  # times the variance of a 0/1 label over the rows
+        sampling = fpc(big_n, population) / big_n  # times the variance of a 0/1 label over the rows
         if sub not in enough:
             est.method, est.estimate, est.low, est.high = "judge", p, est.judge_low, est.judge_high
             est.sampling_var = p * (1 - p) * sampling
@@ -389,13 +337,24 @@ def calibrated_coverage(
             pos = fit.positions[sub]
             r = ppi_mean(fit.labels[sub], fit.out_of_fold[sub], fit.all_rows[sub][scored],
                          strata=score_strata(e[pos]), strata_all=score_strata(e[scored]),
-                         lam=lam, finite=True, floor=True, ddof=1, satterthwaite=True, confidence=confidence)
+                         lam=lam, finite=True, prior_labels=PRIOR_LABELS, ddof=1, confidence=confidence)
             theta = min(max(r.estimate, 0.5 / big_n), 1 - 0.5 / big_n)
             est.sampling_var = theta * (1 - theta) * sampling
-            half = r.quantile * math.sqrt(r.rectifier_var + est.sampling_var)
             est.method, est.lam, est.rectifier_var, est.quantile = "calibrated", r.lam, r.rectifier_var, r.quantile
             est.estimate = min(max(r.estimate, 0.0), 1.0)
-            est.low, est.high = max(0.0, r.estimate - half), min(1.0, r.estimate + half)
+            # a share's spread shrinks with it near 0 or 1, so a draw that happens to come out low also claims a
+            # small variance: the Wilson interval at the estimate's effective number of labels bends the same way
+            # (n labels cannot tell a share nearer 0 or 1 than half a label: no effective count of nearly none)
+            var, resolved = r.rectifier_var + est.sampling_var, min(max(r.estimate, 0.5 / r.n), 1 - 0.5 / r.n)
+            if var > 0:
+                est.low, est.high = wilson_bounds(est.estimate, resolved * (1 - resolved) / var, quantile=r.quantile)
+            else:
+                est.low = est.high = est.estimate
+            if min(est.positives, est.labelled - est.positives) == 0:
+                # labels that all agree show neither the judge's ranking nor any variance: claim no more than they do
+                low, high = wilson_bounds(est.estimate, est.labelled, confidence, big_n)
+                est.low, est.high = min(est.low, low), max(est.high, high)
+                est.notes.append("every label gives the same answer: the interval is at least the labels' own")
             if len(set(score_strata(e[pos]).tolist())) < len(set(score_strata(e[scored]).tolist())):
                 est.notes.append("some score levels have no labels: they borrow their neighbours' correction")
         if target is not None:
@@ -422,8 +381,7 @@ def labels_needed(estimate: CoverageEstimate, half_width: float) -> int | None:
     if room <= 0:
         return None
     if estimate.method == "calibrated":
-        current = z * math.sqrt(estimate.rectifier_var + estimate.sampling_var)
-        if current <= half_width:
+        if (estimate.high - estimate.low) / 2 <= half_width:
             return 0
         unit = estimate.rectifier_var * n / max(1 - n / big_n, 1e-12)  # variance per label, as if drawn with replacement
     else:

@@ -24,10 +24,12 @@ pytestmark = pytest.mark.skipif(not (tt.data_dir() / tt.DATA_FILE).is_file(), re
 
 FIELDS = {"bench", "judge", "rows", "subgoals", "threshold", "labels_per_subgoal", "seeds", "draw", "estimate",
           "error_raw", "error_estimate", "bias_estimate", "coverage_rate", "mean_width", "labels_only_width",
-          "labels_only_coverage_rate", "calibrated_share", "width_ratio", "auc_mean", "per_subgoal", "cache",
+          "labels_only_coverage_rate", "calibrated_share", "width_ratio", "auc_mean", "oracle_width_ratio",
+          "oracle_neyman_width_ratio", "per_subgoal", "cache",
           "score_seconds", "wall_seconds"}
 SUBGOAL_FIELDS = {"true", "raw", "auc", "error_raw", "error_estimate", "bias_estimate", "coverage_rate", "mean_width",
-                  "labels_only_width", "labels_only_coverage_rate", "calibrated_share"}
+                  "labels_only_width", "labels_only_coverage_rate", "calibrated_share", "oracle_width_ratio",
+                  "oracle_neyman_width_ratio"}
 
 
 def run(capsys, *argv, scorer=None):
@@ -58,6 +60,7 @@ def test_controlled_judge_lines_and_calibration_beats_the_raw_figure(capsys, tmp
     assert zero["labels_only_width"] == 1  # no labels: Wilson is [0, 1]
     for line in labelled:
         assert line["estimate"] == "calibrated" and line["calibrated_share"] == 1
+        assert 0 < line["oracle_neyman_width_ratio"] <= line["oracle_width_ratio"] < 1  # a judge that ranks well
         assert line["error_estimate"] < line["error_raw"] / 2
         for p in line["per_subgoal"].values():
             assert p["error_estimate"] < p["error_raw"]
@@ -66,6 +69,18 @@ def test_controlled_judge_lines_and_calibration_beats_the_raw_figure(capsys, tmp
         assert line["uniform"]["error_estimate"] < line["error_raw"] / 2
     assert labelled[1]["labels_only_width"] < labelled[0]["labels_only_width"]  # more labels, narrower
     assert not cache.exists() or not any(cache.iterdir())  # the controlled judge has nothing to cache
+
+
+def test_oracle_width_ratios_bound_what_the_scores_can_give():
+    y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
+    assert bt.oracle_width_ratios([1, 1, 5, 5, 2, 4, 1, 2], y) == pytest.approx((0.0, 0.0))  # a perfect ranking
+    assert bt.oracle_width_ratios([3] * 8, y) == pytest.approx((1.0, 1.0))  # scores that say nothing
+    backwards = bt.oracle_width_ratios([5, 5, 1, 1, 4, 2, 5, 4], y)
+    assert backwards == pytest.approx((0.0, 0.0))  # a ranking read the other way round is as good
+    # two levels: rows at score 1 are 1 in 4 positive, at score 5 3 in 4: E[p(1-p)] = 3/16 against 1/4
+    ratio, neyman = bt.oracle_width_ratios([1, 1, 1, 1, 5, 5, 5, 5], [1, 0, 0, 0, 1, 1, 1, 0])
+    assert ratio == pytest.approx(np.sqrt(3 / 4)) and neyman == pytest.approx(np.sqrt(3 / 16) / 0.5)
+    assert bt.oracle_width_ratios([1, 2, 3], [1, 1, 1]) == (None, None)
 
 
 def test_controlled_judge_is_seeded_monotone_and_biased():

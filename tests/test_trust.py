@@ -20,6 +20,8 @@ from goalcover_hf.ppi import (
     labels_needed,
     normal_quantile,
     ppi_mean,
+    t_quantile,
+    wilson_bounds,
     wilson_interval,
 )
 
@@ -154,13 +156,38 @@ def test_stratified_finite_ppi():
     assert r.estimate == pytest.approx(manual)
 
 
-def test_floor_keeps_a_stratum_whose_labels_agree_from_claiming_no_variance():
+def test_prior_labels_keep_a_stratum_whose_labels_agree_from_claiming_no_variance():
     f_all = np.full(500, 0.1)
     y = np.zeros(12)  # none of 12 drawn labels is positive, though one in ten rows is
     bare = ppi_mean(y, f_all[:12], f_all, lam=1.0, finite=True)
-    floored = ppi_mean(y, f_all[:12], f_all, lam=1.0, finite=True, floor=True)
+    prior = ppi_mean(y, f_all[:12], f_all, lam=1.0, finite=True, prior_labels=2, satterthwaite=True)
     assert bare.se == pytest.approx(0.0, abs=1e-12)
-    assert floored.se == pytest.approx(math.sqrt(0.09 / 12 * (1 - 12 / 500)))
+    # as if two more labels had shown the predictions' variance 0.1 * 0.9, with 11 + 2 degrees of freedom
+    assert prior.se == pytest.approx(math.sqrt(2 * 0.09 / (11 + 2) / 12 * (1 - 12 / 500)))
+    assert prior.quantile == pytest.approx(t_quantile(0.95, 13))
+    with pytest.raises(ValueError, match="prior_labels"):
+        ppi_mean(y, f_all[:12], f_all, prior_labels=-1)
+
+
+def test_prior_labels_give_way_to_many_labels_and_let_a_single_label_stand():
+    rng = np.random.default_rng(8)
+    f_all = np.full(5000, 0.5)  # predictions that claim the most variance there is
+    y = (rng.random(400) < 0.05).astype(float)  # labels that show far less
+    bare = ppi_mean(y, f_all[:400], f_all, lam=0.0, finite=True)
+    prior = ppi_mean(y, f_all[:400], f_all, lam=0.0, finite=True, prior_labels=2)
+    assert bare.se < prior.se < bare.se * 1.1
+    # a stratum with one label keeps it (with its prior) instead of borrowing a neighbour's correction
+    strata_all = np.repeat([0, 1], [100, 400])
+    f = np.where(strata_all == 0, 0.2, 0.6)
+    lab = np.array([0, 100, 101, 102, 103])
+    y = np.array([1.0, 1, 0, 1, 0])
+    r = ppi_mean(y, f[lab], f, lam=0.0, strata=strata_all[lab], strata_all=strata_all, finite=True, prior_labels=2)
+    assert r.estimate == pytest.approx(0.2 * 1 + 0.8 * 0.5)
+    var0 = 2 * 0.2 * 0.8 / 2 * (1 - 1 / 100)  # the single label: its prior alone
+    var1 = (1.0 + 2 * 0.24) / (3 + 2) / 4 * (1 - 4 / 400)
+    assert r.rectifier_var == pytest.approx(0.2 ** 2 * var0 + 0.8 ** 2 * var1)
+    merged = ppi_mean(y, f[lab], f, lam=0.0, strata=strata_all[lab], strata_all=strata_all, finite=True)
+    assert merged.estimate == pytest.approx(3 / 5)  # without the prior, the lone label's level is merged
 
 
 # ---- calibration -------------------------------------------------------------------------------------------------
@@ -270,6 +297,9 @@ def test_a_rare_subgoal_whose_labels_are_all_no_still_gets_an_honest_interval():
     assert hits >= 93 and len(one_class) > 10
     assert min(e.high for e in one_class) > truth["s0"].mean()  # 30 agreeing labels do not prove coverage is 0
     assert max(e.high - e.low for e in one_class) < 0.2
+    for e in one_class:  # no narrower than what the 30 labels alone would say
+        assert e.high >= wilson_bounds(e.estimate, 30, population=1200)[1] - 1e-12
+        assert any("every label gives the same answer" in note for note in e.notes)
 
 
 @pytest.mark.parametrize("method", ["logistic", "isotonic"])
