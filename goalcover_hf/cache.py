@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS pairs (
 )
 """
 _CHUNK = 500  # SQLite limits the number of parameters in one statement
+OPEN_TIMEOUT_S = 60  # how long opening waits for other processes that hold the file
 
 
 def default_path() -> Path:
@@ -73,16 +74,24 @@ class PairCache:
         """The SQLite connection of this process (opened on first use; a damaged file raises here)."""
         if self._conn is None or self._pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-                conn.execute("PRAGMA busy_timeout = 60000")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute(_SCHEMA)
-            except sqlite3.DatabaseError as err:
-                raise GoalcoverError(
-                    f"{self.path}: cannot open the pair cache ({err}); remove the file, or pass --no-cache (cache=False)"
-                ) from None
+            deadline = time.monotonic() + OPEN_TIMEOUT_S
+            while True:
+                conn = sqlite3.connect(self.path, timeout=OPEN_TIMEOUT_S, isolation_level=None)
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {OPEN_TIMEOUT_S * 1000}")
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                    conn.execute(_SCHEMA)
+                    break
+                except sqlite3.DatabaseError as err:
+                    conn.close()
+                    # Switching a new file to WAL while another process does the same can fail at once as "locked"
+                    # (the busy handler is not asked): that one is worth another try, anything else is not.
+                    if "locked" in str(err) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    raise GoalcoverError(f"{self.path}: cannot open the pair cache ({err}); remove the file, or pass "
+                                         "--no-cache (cache=False)") from None
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
