@@ -185,7 +185,7 @@ class CachingJudge:
 
     Args:
         judge: anything with ``judge_texts(samples, subgoals) -> [sample][subgoal] Judgement``,
-            ``wants_explanation``/``owes_explanation(judgement) -> bool`` and
+            ``wants_explanation(judgement)``/``owes_explanation(judgement, asked=None) -> bool`` and
             ``add_explanations(samples, subgoals, judged, pairs)``
             (a :class:`~goalcover_hf.judging.MethodJudge`).
         cache: the pair cache.
@@ -206,9 +206,9 @@ class CachingJudge:
         keep = self.judge.wants_explanation(j) if asked is None else asked
         return j if j.explanation is None or keep else Judgement(j.score, j.expected)
 
-    def owes_explanation(self, j: Judgement) -> bool:
-        """Whether a judgement still lacks the explanation the wrapped judge's settings ask for."""
-        return self.judge.owes_explanation(j)
+    def owes_explanation(self, j: Judgement, asked: bool | None = None) -> bool:
+        """Whether a judgement still lacks the explanation the wrapped judge's settings (or ``asked``) ask for."""
+        return self.judge.owes_explanation(j, asked)
 
     def judge_texts(self, samples: Sequence[str], subgoals: Sequence[Subgoal],
                     explain: Collection[tuple[int, int]] | None = None) -> list[list[Judgement]]:
@@ -226,10 +226,7 @@ class CachingJudge:
                      for j, k in enumerate(row)] for i, row in enumerate(keys)]
 
         def owes(i: int, j: int) -> bool:
-            r = results[i][j]
-            if explain is None:
-                return self.owes_explanation(r)
-            return (i, j) in explain and r.score is not None and r.explanation is None
+            return self.owes_explanation(results[i][j], asked(i, j))
 
         todo = [i for i, row in enumerate(results) if any(r is None or owes(i, j) for j, r in enumerate(row))]
         for start in range(0, len(todo), self.batch_size):
@@ -241,7 +238,7 @@ class CachingJudge:
                 inner = None if explain is None else {
                     (n, m) for n, i in enumerate(chunk) for m, j in enumerate(asked_subs) if (i, j) in explain}
                 judged = self.judge.judge_texts([samples[i] for i in chunk], [subgoals[j] for j in asked_subs],
-                                                **({} if inner is None else {"explain": inner}))
+                                                explain=inner)
                 for i, row in zip(chunk, judged):
                     for j, new in zip(asked_subs, row):
                         if results[i][j] is None:

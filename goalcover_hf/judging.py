@@ -337,7 +337,7 @@ class MethodJudge:
         if self.cal:
             judged = apply_calibration(judged, subgoals, self.offsets(subgoals))
         wanted = [(i, j) for i, row in enumerate(judged) for j, one in enumerate(row)
-                  if (self.owes_explanation(one) if explain is None else (i, j) in explain and one.score is not None)]
+                  if self.owes_explanation(one, None if explain is None else (i, j) in explain)]
         self.add_explanations(samples, subgoals, judged, wanted)
         return judged
 
@@ -353,6 +353,8 @@ class MethodJudge:
             return True
         return j.score is not None and (self.explain == "all" or (self.explain == "low" and j.score < self.threshold))
 
-    def owes_explanation(self, j: Judgement) -> bool:
-        """Whether a scored judgement still lacks the explanation this method's settings ask for."""
-        return j.explanation is None and self.raw.mode == "logprobs" and self.wants_explanation(j)
+    def owes_explanation(self, j: Judgement, asked: bool | None = None) -> bool:
+        """Whether a scored judgement still lacks the explanation this method's settings ask for, or, with ``asked``,
+        the one a caller's own choice of pairs asks for."""
+        wanted = self.wants_explanation(j) if asked is None else asked and j.score is not None
+        return j.explanation is None and self.raw.mode == "logprobs" and wanted

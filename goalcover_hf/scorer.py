@@ -278,8 +278,7 @@ class Scorer:
         if cut:
             logger.warning("%d of %d samples were longer than the judge's context (%s tokens) and were cut in the "
                            "middle (%s)", cut, len(fitted), self.context_tokens, MARKER.format(n="N"))
-        extra = {} if explain is None else {"explain": explain}
-        return self._judge.judge_texts([text for text, _ in fitted], subgoals, **extra)
+        return self._judge.judge_texts([text for text, _ in fitted], subgoals, explain=explain)
 
     # ---- datasets.map entry point ------------------------------------------------------------------------------------
     def __call__(self, batch, indices: Sequence[int] | None = None):
