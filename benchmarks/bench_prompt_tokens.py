@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--subgoals", type=int, default=8, help=f"K, at most {len(SUBGOALS)}")
     args = parser.parse_args()
 
-    from goalcover_hf.engines.shared_prefix import _common_len
+    from goalcover_hf.engines.shared_prefix import common_prefix_len
     from goalcover_hf.scorer import Scorer
     from goalcover_hf.spec import GoalSpec
 
@@ -40,8 +40,8 @@ def main() -> None:
         return engine.tokenizer(chat, add_special_tokens=False)["input_ids"]
 
     per_row = [[ids(t, sub) for sub in spec.subgoals] for t in texts]
-    shared = _common_len([row[0] for row in per_row])  # the instructions every pair starts with
-    sample = [_common_len(row) - shared for row in per_row]
+    shared = common_prefix_len([row[0] for row in per_row])  # the instructions every pair starts with
+    sample = [common_prefix_len(row) - shared for row in per_row]
     suffixes = [[len(seq) - shared - s for seq in row] for row, s in zip(per_row, sample)]
     n = len(texts)
     print(json.dumps({

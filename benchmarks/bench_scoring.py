@@ -208,6 +208,9 @@ def main() -> None:
         "scores_only_unique_tokens": score_tokens,
         "scores_only_tokens_per_s": round(score_tokens / score_wall, 1),
         "scores_only_fraction_of_ceiling": round(score_tokens / score_wall / ceiling, 3),
+        # The most any implementation reading these prompt tokens could reach at the ceiling (decoding taken as free).
+        "default_speedup_bound_at_ceiling": round(len(pairs) * ceiling / max(fast_tokens, 1) / naive_rate, 2),
+        "scores_only_speedup_bound_at_ceiling": round(len(pairs) * ceiling / max(score_tokens, 1) / naive_rate, 2),
         "scores_only_cpu_s": round(score_cpu, 2),
         "k_over_1_time_scores_only": round(score_wall / k1_wall, 2),
         "k_over_1_time_default": round(fast_wall / k1_default_wall, 2),

@@ -11,7 +11,7 @@ read back, the others computed by the judge in batches, each batch stored as soo
 
 Example:
     >>> cache = PairCache()  # goalcover_hf.paths.cache_dir() / "pairs.sqlite"
-    >>> key = pair_key({"model": "m@1", "prompt": "score_v1@abc"}, subgoal_text, sample_text)
+    >>> key = pair_key({"model": "m@1", "prompt": "score_v2@abc"}, subgoal_text, sample_text)
     >>> cache.put_many({key: {"score": 4, "expected": 3.8, "explanation": None, "error": None}})
     >>> cache.get_many([key])[key]["score"]
     4

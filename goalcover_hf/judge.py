@@ -30,7 +30,7 @@ logger = get_logger(__name__)
 MODES = ("generate", "logprobs")
 # logprobs: reads each sample once for all subgoals and decodes only the explanations gap analysis needs
 DEFAULT_MODE = "logprobs"
-DEFAULT_PROMPT = "score_v1"
+DEFAULT_PROMPT = "score_v2"
 SCORE_CHOICES = ("1", "2", "3", "4", "5")
 EXPLANATION_CHARS = 160
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from goalcover_hf import Scorer
 from goalcover_hf.engines import get_engine
 from goalcover_hf.engines.transformers import TransformersEngine
-from goalcover_hf.prompts import load_prompt
+from goalcover_hf.judge import DEFAULT_PROMPT
+from goalcover_hf.prompts import load_prompt, score_chat
 
 SAMPLES = [
     "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours, with food.",
@@ -22,8 +23,7 @@ SCORE_CHOICES = ("1", "2", "3", "4", "5")
 
 def digit_chat(sample, sub):
     """The chat the default method asks for one pair's score digit."""
-    return load_prompt("score_v1").chat("sample", "subgoal", "ask_digit", sample=sample, name=sub.name,
-                                        description=sub.description, low=sub.low, mid=sub.mid, high=sub.high)
+    return score_chat(load_prompt(DEFAULT_PROMPT), sample, sub, "ask_digit")
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def test_layout_methods_ask_for_their_prompt():
     [[s]] = judging.judge(fake, ["a"], [DOSE], "subgoal_first")
     assert (v.expected, s.expected) == (4.5, 1.5)
     assert [c[2] for c in fake.calls] == ["score_verdict_v1", "score_subgoal_first_v1"]
-    assert judging.prompt_for("verdict_first+cal") == "score_verdict_v1" and judging.prompt_for("contrastive") == "score_v1"
+    assert judging.prompt_for("verdict_first+cal") == "score_verdict_v1" and judging.prompt_for("contrastive") == "score_v2"
 
 
 def test_parse_method():

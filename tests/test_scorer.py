@@ -169,9 +169,9 @@ def test_prompt_version_is_part_of_the_fingerprint(fake_engine, spec):
 
     scorer = Scorer(spec, engine=fake_engine)
     # the version hashes the template's text: an edited template reads as another version
-    assert scorer.provenance()["prompt_version"] == load_prompt("score_v1").version
+    assert scorer.provenance()["prompt_version"] == load_prompt("score_v2").version
     state = scorer.__getstate__()
-    state["config"]["prompt_version"] = "score_v1@0000000000"
+    state["config"]["prompt_version"] = "score_v2@0000000000"
     edited = Scorer.__new__(Scorer)
     edited.__setstate__(state)
     assert Hasher.hash(edited) != Hasher.hash(scorer)

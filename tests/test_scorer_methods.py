@@ -73,14 +73,16 @@ def test_each_method_scores_as_computed_by_hand(spec, engine, method, want):
     assert judged(scorer) == want
 
 
-def test_default_method_asks_the_score_v1_prompt(spec, engine):
+def test_default_method_asks_the_score_v2_prompt(spec, engine):
     scorer = Scorer(spec, engine=engine, mode="logprobs", explain="none")
-    # score_v1 is byte-identical (its version is its content hash)
-    assert scorer.provenance()["prompt_version"] == "score_v1@f8cb272a25" and scorer.provenance()["method"] == "expected"
+    # score_v2 is byte-identical (its version is its content hash)
+    assert scorer.provenance()["prompt_version"] == "score_v2@6d37fb7bbe" and scorer.provenance()["method"] == "expected"
     judged(scorer)
-    prompt, dose = load_prompt("score_v1"), spec.subgoals[0]
+    prompt, dose = load_prompt("score_v2"), spec.subgoals[0]
+    # the sample and the question first (shared by the sample's subgoals), then the subgoal and the short ask
     assert engine.scored[0][1]["content"] == "\n\n".join([
         prompt.section("sample", sample=SAMPLE),
+        prompt.section("question"),
         prompt.section("subgoal", name=dose.name, description=dose.description, low=dose.low, mid="", high=dose.high),
         prompt.section("ask_digit")])
 

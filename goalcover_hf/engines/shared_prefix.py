@@ -46,7 +46,13 @@ class _Row:
     suffix: list[int]
 
 
-def _common_len(seqs: Sequence[Sequence[int]]) -> int:
+def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all of ``seqs`` share.
+
+    Example:
+        >>> common_prefix_len([[1, 2, 3], [1, 2, 4]])
+        2
+    """
     first, n = seqs[0], min(len(s) for s in seqs)
     for other in seqs[1:]:
         k = 0
@@ -76,9 +82,9 @@ class SharedPrefix:
         flat = tok(texts, add_special_tokens=False)["input_ids"]
         per_group = _regroup(flat, groups)
         # Every member keeps at least one suffix token: its last position gives the logits.
-        prefix_lens = [min(_common_len(g), min(len(s) for s in g) - 1) if g else 0 for g in per_group]
+        prefix_lens = [min(common_prefix_len(g), min(len(s) for s in g) - 1) if g else 0 for g in per_group]
         heads = [g[0][:n] for g, n in zip(per_group, prefix_lens) if g]
-        root_len = _common_len(heads) if heads else 0
+        root_len = common_prefix_len(heads) if heads else 0
         if root_len >= MIN_SHARED_TOKENS:
             self._forward_prefix(heads[0][:root_len])
         states = iter(self._forward_prefixes([g[0][:n] for g, n in zip(per_group, prefix_lens)

@@ -91,7 +91,7 @@ def score_chat(template: Prompt, sample: str, subgoal, ask: str, **values) -> li
     """The chat asking ``ask`` (an ``ask_*`` part) of ``template`` about one (sample, subgoal) pair.
 
     Args:
-        template: a score template (``score_v1`` or a method's).
+        template: a score template (``score_v2`` or a method's).
         sample: the sample text, already escaped and fitted to the context.
         subgoal: the :class:`~goalcover_hf.spec.Subgoal` (its name, description and rubric anchors are shown).
         ask: the question part, e.g. ``"ask_digit"``, ``"ask_json"``, ``"ask_explanation"``.
