@@ -3,6 +3,7 @@
 The rules below give each prompt a distribution; the expected values are computed by hand in each test.
 """
 
+import os
 import pickle
 
 import pytest
@@ -10,7 +11,8 @@ from fake_engine import FakeEngine, sample_of, valid_instance
 
 from goalcover_hf import Scorer, judging
 from goalcover_hf.cache import PairCache
-from goalcover_hf.prompts import load_prompt
+from goalcover_hf.judge import DEFAULT_PROMPT
+from goalcover_hf.prompts import load_prompt, score_chat
 
 SAMPLE = "QUESTION: How much ibuprofen?\n\nANSWER: 200 mg every 6 hours."
 PLAIN = [0, 0.6, 0, 0, 0.4]  # anchored prompt: argmax 2, expected 1.2 + 2.0 = 3.2
@@ -85,6 +87,18 @@ def test_default_method_asks_the_score_v2_prompt(spec, engine):
         prompt.section("question"),
         prompt.section("subgoal", name=dose.name, description=dose.description, low=dose.low, mid="", high=dose.high),
         prompt.section("ask_digit")])
+
+
+def test_a_subgoal_adds_only_its_own_text_and_the_cue(spec):
+    # What the shared-prefix path pays once per pair: everything else is read once per sample.
+    template = load_prompt(DEFAULT_PROMPT)
+    question, cue = template.section("question"), template.section("ask_digit")
+    texts = [score_chat(template, SAMPLE, sub, "ask_digit")[1]["content"] for sub in spec.subgoals]
+    assert question in os.path.commonprefix(texts)
+    for sub, text in zip(spec.subgoals, texts):
+        suffix = text[text.index(question) + len(question):]
+        assert suffix.startswith(f"\n\nCapability: {sub.name}\nDescription: {sub.description}\n")
+        assert suffix.endswith("\n\n" + cue) and SAMPLE not in suffix
 
 
 def test_a_mid_anchor_changes_the_cache_key(spec, tmp_path):
